@@ -1,0 +1,165 @@
+"""Stream a request to a service and its response back, both ways without buffering.
+
+The upload is forwarded chunk by chunk as it arrives; the response goes back chunk by chunk as
+the service produces it. A client that leaves, while uploading, while the service is still
+working, or mid-stream, closes the upstream connection, which the service sees as a disconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import httpx
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response, StreamingResponse
+
+from vibevoice_api.shared.errors import BadGatewayError, GatewayTimeoutError, ServiceUnavailableError
+from vibevoice_api.shared.logs import REQUEST_ID_HEADER, request_id_var
+
+from .routing import BackendState
+
+log = logging.getLogger("vibevoice_api.gateway.proxy")
+
+# Request headers passed to the service; everything else (host, hop-by-hop, cookies) stays here.
+FORWARD_REQUEST_HEADERS = {
+    "content-type",
+    "content-length",
+    "accept",
+    "accept-encoding",
+    "user-agent",
+    "openai-beta",
+    "x-stainless-lang",
+}
+DROP_RESPONSE_HEADERS = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+    "server",
+    "date",
+    REQUEST_ID_HEADER,
+}
+
+
+class ClientGone(Exception):
+    """The client disconnected before the service answered."""
+
+
+def upstream_headers(request: Request, auth: dict[str, str]) -> dict[str, str]:
+    headers = {k: v for k, v in request.headers.items() if k.lower() in FORWARD_REQUEST_HEADERS}
+    for k, v in request.headers.items():
+        if k.lower().startswith("x-openwebui-"):
+            headers[k] = v
+    headers[REQUEST_ID_HEADER] = request_id_var.get()
+    if auth:
+        headers.update(auth)
+    elif "authorization" in request.headers:
+        headers["authorization"] = request.headers["authorization"]
+    return headers
+
+
+async def _watch_disconnect(request: Request, body_done: asyncio.Event) -> None:
+    """Return when the client disconnects (only meaningful once its body has been consumed)."""
+    await body_done.wait()
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def forward(
+    request: Request,
+    state: BackendState,
+    path: str,
+    *,
+    client: httpx.AsyncClient,
+    auth: dict[str, str],
+    read_timeout: float,
+    connect_timeout: float,
+    body: bytes | AsyncIterator[bytes] | None,
+    body_done: asyncio.Event | None = None,
+) -> Response:
+    """Send ``request`` (with ``body``) to ``state``'s service at ``path``; stream the answer back."""
+    backend = state.backend
+    url = backend.url + path
+    if body_done is None:
+        body_done = asyncio.Event()
+        body_done.set()
+    headers = upstream_headers(request, auth)
+    if isinstance(body, bytes):
+        headers["content-length"] = str(len(body))
+    timeout = httpx.Timeout(connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout)
+    upstream_req = client.build_request(
+        request.method, url, params=request.query_params, headers=headers, content=body, timeout=timeout
+    )
+    send_task = asyncio.ensure_future(client.send(upstream_req, stream=True))
+    watcher = asyncio.ensure_future(_watch_disconnect(request, body_done))
+    try:
+        done, _ = await asyncio.wait({send_task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        if send_task not in done:
+            send_task.cancel()
+            with contextlib.suppress(BaseException):
+                await send_task
+            log.info("client went away before %s answered; upstream request cancelled", backend.name)
+            return Response(status_code=499)
+        resp = send_task.result()
+    except ClientDisconnect:
+        return Response(status_code=499)
+    except httpx.ConnectTimeout as exc:
+        state.reachable = False
+        raise ServiceUnavailableError(f"The {backend.kind.upper()} service ({backend.name}) did not accept a connection in time.") from exc
+    except httpx.PoolTimeout as exc:
+        raise ServiceUnavailableError(f"All connections to the {backend.kind.upper()} service are busy.") from exc
+    except httpx.TimeoutException as exc:
+        raise GatewayTimeoutError(
+            f"The {backend.kind.upper()} service ({backend.name}) did not answer within {read_timeout:.0f} s."
+        ) from exc
+    except httpx.ConnectError as exc:
+        state.reachable = False
+        raise ServiceUnavailableError(
+            f"The {backend.kind.upper()} service ({backend.name}) is unreachable; it may be starting or restarting."
+        ) from exc
+    except httpx.HTTPError as exc:
+        if isinstance(exc.__context__, ClientDisconnect) or isinstance(exc.__cause__, ClientDisconnect):
+            return Response(status_code=499)
+        state.reachable = False
+        raise BadGatewayError(f"The {backend.kind.upper()} service ({backend.name}) failed: {type(exc).__name__}.") from exc
+    finally:
+        if not watcher.done():
+            watcher.cancel()
+    state.reachable = True
+    out_headers = {k: v for k, v in resp.headers.items() if k.lower() not in DROP_RESPONSE_HEADERS}
+    return StreamingResponse(
+        _relay(resp, backend.name), status_code=resp.status_code, headers=out_headers, media_type=None
+    )
+
+
+async def _relay(resp: httpx.Response, name: str) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in resp.aiter_raw():
+            yield chunk
+    except httpx.HTTPError as exc:
+        # Headers are gone already; the truncated body (no terminating chunk) tells the client.
+        log.warning("upstream %s broke mid-response: %s", name, type(exc).__name__)
+        raise
+    finally:
+        await resp.aclose()
+
+
+async def stream_body(chunks: AsyncIterator[bytes], done: asyncio.Event, prefix: bytes = b"") -> AsyncIterator[bytes]:
+    """The client's body as it arrives (after ``prefix`` already read), setting ``done`` at the end."""
+    try:
+        if prefix:
+            yield prefix
+        async for chunk in chunks:
+            if chunk:
+                yield chunk
+    finally:
+        done.set()

@@ -1,0 +1,74 @@
+"""Gateway settings (``VIBEVOICE_*`` environment variables)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import NoDecode
+
+from vibevoice_api.shared.settings import CommonSettings
+
+DEFAULT_ALIASES: dict[str, str] = {
+    "tts-1": "vibevoice-realtime",
+    "tts-1-hd": "vibevoice-realtime",
+    "gpt-4o-mini-tts": "vibevoice-realtime",
+    "whisper-1": "vibevoice-asr",
+    "gpt-4o-transcribe": "vibevoice-asr",
+    "gpt-4o-mini-transcribe": "vibevoice-asr",
+    "gpt-4o-transcribe-diarize": "vibevoice-asr",
+}
+
+
+class Backend(BaseModel):
+    """One upstream service. ``kind`` decides which OpenAI paths it can serve."""
+
+    name: str
+    kind: str = Field(pattern="^(asr|tts)$")
+    url: str
+    models: list[str] = Field(default_factory=list, description="Model ids it serves; learned from its /v1/models when empty.")
+
+
+class GatewaySettings(CommonSettings):
+    asr_url: str = Field("http://127.0.0.1:8081", description="Base URL of the ASR service; empty = no ASR.")
+    tts_url: str = Field("http://127.0.0.1:8082", description="Base URL of the TTS service; empty = no TTS.")
+    backends: Annotated[list[Backend], NoDecode] = Field(
+        default_factory=list,
+        description='Extra upstreams as JSON: [{"name":"tts-b","kind":"tts","url":"http://...","models":["my-tts"]}].',
+    )
+    model_aliases: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=lambda: dict(DEFAULT_ALIASES),
+        description="JSON object alias → model id (replaces the defaults).",
+    )
+    upstream_api_key: str = Field("", description="Bearer key the gateway sends to the services (if they require one).")
+    connect_timeout: float = Field(5.0, gt=0, description="Seconds to connect to a service.")
+    tts_timeout: float = Field(300.0, gt=0, description="Seconds a TTS service may stay silent before 504.")
+    asr_timeout: float = Field(1800.0, gt=0, description="Seconds an ASR service may stay silent before 504.")
+    discovery_timeout: float = Field(3.0, gt=0, description="Seconds for /v1/models and /ready fan-out calls.")
+    max_json_mb: float = Field(64.0, gt=0, description="Largest JSON body (speech requests, base64 audio).")
+    pool_size: int = Field(100, ge=1, description="Keep-alive connections per service.")
+    strict_models: bool = Field(True, description="Unknown model names get 404 (false: route by path only).")
+
+    @field_validator("backends", mode="before")
+    @classmethod
+    def _parse_backends(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return json.loads(v) if v.strip() else []
+        return v
+
+    @field_validator("model_aliases", mode="before")
+    @classmethod
+    def _parse_aliases(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return json.loads(v) if v.strip() else {}
+        return v
+
+    def all_backends(self) -> list[Backend]:
+        out = []
+        if self.asr_url:
+            out.append(Backend(name="asr", kind="asr", url=self.asr_url.rstrip("/")))
+        if self.tts_url:
+            out.append(Backend(name="tts", kind="tts", url=self.tts_url.rstrip("/")))
+        out.extend(b.model_copy(update={"url": b.url.rstrip("/")}) for b in self.backends)
+        return out

@@ -1,0 +1,69 @@
+"""One way to build every FastAPI app: errors, request ids, metrics, auth, CORS, body limit, health."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+
+from .errors import install_error_handlers
+from .metrics import metrics_endpoint
+from .middleware import APIKeyMiddleware, BodyLimitMiddleware, RequestContextMiddleware
+from .settings import CommonSettings
+
+ReadinessProbe = Callable[[], "tuple[bool, dict[str, Any]]"]
+
+
+def create_app(
+    *,
+    title: str,
+    service: str,
+    settings: CommonSettings,
+    readiness: ReadinessProbe,
+    description: str = "",
+    version: str = "0.1.0",
+    lifespan: Any = None,
+) -> FastAPI:
+    """Build an app with the behaviour every vibevoice-api process shares.
+
+    ``readiness`` returns ``(ready, details)``; ``/ready`` answers 200 or 503 from it.
+    """
+    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.service = service
+    install_error_handlers(app)
+
+    @app.get("/health", tags=["ops"], summary="Liveness: the process is up")
+    async def health() -> dict[str, str]:
+        return {"status": "ok", "service": service}
+
+    @app.get("/ready", tags=["ops"], summary="Readiness: the model is loaded and warmed up")
+    async def ready() -> JSONResponse:
+        ok, details = readiness()
+        return JSONResponse({"status": "ready" if ok else "not_ready", "service": service, **details}, status_code=200 if ok else 503)
+
+    app.add_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
+
+    # Order: the last added runs first. Context (request id, metrics) wraps everything, then CORS,
+    # then auth, then the body limit closest to the app.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes, service=service)
+    app.add_middleware(
+        APIKeyMiddleware,
+        keys=settings.api_keys,
+        service=service,
+        public_discovery=settings.public_discovery,
+        public_metrics=settings.public_metrics,
+    )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["x-request-id", "retry-after"],
+        )
+    app.add_middleware(RequestContextMiddleware, service=service)
+    return app

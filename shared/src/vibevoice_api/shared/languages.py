@@ -1,0 +1,49 @@
+"""ISO 639-1 language codes accepted as the ``language`` hint, with the names OpenAI reports.
+
+The list is Whisper's (what OpenAI clients send); VibeVoice-ASR is multilingual and code-switching,
+so the code is a hint, not a constraint.
+"""
+
+from __future__ import annotations
+
+LANGUAGES: dict[str, str] = {
+    "af": "afrikaans", "am": "amharic", "ar": "arabic", "as": "assamese", "az": "azerbaijani",
+    "ba": "bashkir", "be": "belarusian", "bg": "bulgarian", "bn": "bengali", "bo": "tibetan",
+    "br": "breton", "bs": "bosnian", "ca": "catalan", "cs": "czech", "cy": "welsh", "da": "danish",
+    "de": "german", "el": "greek", "en": "english", "es": "spanish", "et": "estonian", "eu": "basque",
+    "fa": "persian", "fi": "finnish", "fo": "faroese", "fr": "french", "gl": "galician", "gu": "gujarati",
+    "ha": "hausa", "haw": "hawaiian", "he": "hebrew", "hi": "hindi", "hr": "croatian", "ht": "haitian creole",
+    "hu": "hungarian", "hy": "armenian", "id": "indonesian", "is": "icelandic", "it": "italian",
+    "ja": "japanese", "jw": "javanese", "ka": "georgian", "kk": "kazakh", "km": "khmer", "kn": "kannada",
+    "ko": "korean", "la": "latin", "lb": "luxembourgish", "ln": "lingala", "lo": "lao", "lt": "lithuanian",
+    "lv": "latvian", "mg": "malagasy", "mi": "maori", "mk": "macedonian", "ml": "malayalam",
+    "mn": "mongolian", "mr": "marathi", "ms": "malay", "mt": "maltese", "my": "myanmar", "ne": "nepali",
+    "nl": "dutch", "nn": "nynorsk", "no": "norwegian", "oc": "occitan", "pa": "punjabi", "pl": "polish",
+    "ps": "pashto", "pt": "portuguese", "ro": "romanian", "ru": "russian", "sa": "sanskrit", "sd": "sindhi",
+    "si": "sinhala", "sk": "slovak", "sl": "slovenian", "sn": "shona", "so": "somali", "sq": "albanian",
+    "sr": "serbian", "su": "sundanese", "sv": "swedish", "sw": "swahili", "ta": "tamil", "te": "telugu",
+    "tg": "tajik", "th": "thai", "tk": "turkmen", "tl": "tagalog", "tr": "turkish", "tt": "tatar",
+    "uk": "ukrainian", "ur": "urdu", "uz": "uzbek", "vi": "vietnamese", "yi": "yiddish", "yo": "yoruba",
+    "yue": "cantonese", "zh": "chinese",
+}  # fmt: skip
+
+_BY_NAME = {name: code for code, name in LANGUAGES.items()}
+
+
+def normalize_language(value: str | None) -> str | None:
+    """Accept ``en``, ``EN``, ``en-US``, ``english``; return the ISO code or ``None`` if unknown."""
+    if value is None:
+        return None
+    v = value.strip().lower().replace("_", "-")
+    if not v:
+        return None
+    if v in LANGUAGES:
+        return v
+    base = v.split("-", 1)[0]
+    if base in LANGUAGES:
+        return base
+    return _BY_NAME.get(v)
+
+
+def language_name(code: str | None) -> str:
+    return LANGUAGES.get(code or "", "unknown")

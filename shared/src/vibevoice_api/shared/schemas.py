@@ -1,0 +1,256 @@
+"""OpenAI audio API wire schemas (pydantic v2).
+
+Shapes follow openai-python's generated types so that the official SDK parses our responses
+into its own models; our additions (a ``speaker`` per segment) are extra fields OpenAI
+clients ignore.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .audio import OUTPUT_FORMATS
+
+# --------------------------------------------------------------------------------------------
+# Speech (TTS)
+
+SpeechFormat = Literal["mp3", "opus", "aac", "flac", "wav", "pcm"]
+
+
+class VoiceRef(BaseModel):
+    """OpenAI's custom voice object form: ``{"id": "voice_1234"}``."""
+
+    model_config = ConfigDict(extra="allow")
+    id: str = Field(min_length=1, max_length=128)
+
+
+class SpeechRequest(BaseModel):
+    """``POST /v1/audio/speech``. Unknown fields are accepted (Open WebUI merges admin params in)."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{"model": "vibevoice-realtime", "input": "Hello there!", "voice": "carter"}]})
+
+    model: str = Field("vibevoice-realtime", max_length=256, description="vibevoice-realtime, or an alias such as tts-1.")
+    input: str = Field(..., min_length=1, description="Text to speak, 1 to 4096 characters (more if the server allows).")
+    voice: str | VoiceRef = Field(
+        "carter", description="A preset name (en-Carter_man, carter), an OpenAI voice name (mapped), or {'id': ...}."
+    )
+    response_format: SpeechFormat = Field("mp3", description="mp3 | opus | aac | flac | wav | pcm (24 kHz s16le mono).")
+    speed: float = Field(1.0, ge=0.25, le=4.0, description="0.25 to 4.0; pitch-preserving tempo change.")
+    instructions: str | None = Field(None, max_length=4096, description="Accepted for compatibility; see README.")
+    stream_format: Literal["audio", "sse"] = Field("audio", description="audio (chunked bytes) or sse events.")
+
+    @field_validator("response_format", mode="before")
+    @classmethod
+    def _fmt_lower(cls, v: Any) -> Any:
+        return v.lower().strip() if isinstance(v, str) else v
+
+    @field_validator("voice", mode="before")
+    @classmethod
+    def _voice(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = v.strip()
+            if not v:
+                raise ValueError("voice must not be empty")
+            if len(v) > 128:
+                raise ValueError("voice name is too long (max 128 characters)")
+        return v
+
+    @property
+    def voice_name(self) -> str:
+        return self.voice.id if isinstance(self.voice, VoiceRef) else self.voice
+
+
+assert set(SpeechFormat.__args__) == set(OUTPUT_FORMATS)  # type: ignore[attr-defined]
+
+
+class SpeechAudioDelta(BaseModel):
+    type: Literal["speech.audio.delta"] = "speech.audio.delta"
+    audio: str
+
+
+class SpeechUsage(BaseModel):
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+
+
+class SpeechAudioDone(BaseModel):
+    type: Literal["speech.audio.done"] = "speech.audio.done"
+    usage: SpeechUsage
+
+
+# --------------------------------------------------------------------------------------------
+# Transcription / translation (ASR)
+
+TranscriptionFormat = Literal["json", "text", "srt", "verbose_json", "vtt", "diarized_json"]
+TRANSCRIPTION_FORMATS: tuple[str, ...] = ("json", "text", "srt", "verbose_json", "vtt", "diarized_json")
+TRANSLATION_FORMATS: tuple[str, ...] = ("json", "text", "srt", "verbose_json", "vtt")
+
+
+class UsageDuration(BaseModel):
+    type: Literal["duration"] = "duration"
+    seconds: float
+
+
+class TranscriptionJSON(BaseModel):
+    """``response_format=json``: OpenAI's ``Transcription``."""
+
+    text: str
+    usage: UsageDuration | None = None
+
+
+class TranscriptionWord(BaseModel):
+    word: str
+    start: float
+    end: float
+
+
+class TranscriptionSegment(BaseModel):
+    """OpenAI's verbose segment, plus ``speaker`` (our diarization)."""
+
+    id: int
+    seek: int
+    start: float
+    end: float
+    text: str
+    tokens: list[int]
+    temperature: float
+    avg_logprob: float
+    compression_ratio: float
+    no_speech_prob: float
+    speaker: str | None = None
+
+
+class TranscriptionVerbose(BaseModel):
+    task: Literal["transcribe", "translate"] = "transcribe"
+    language: str
+    duration: float
+    text: str
+    segments: list[TranscriptionSegment]
+    words: list[TranscriptionWord] | None = None
+    usage: UsageDuration | None = None
+
+
+class DiarizedSegment(BaseModel):
+    type: Literal["transcript.text.segment"] = "transcript.text.segment"
+    id: str
+    start: float
+    end: float
+    text: str
+    speaker: str
+
+
+class TranscriptionDiarized(BaseModel):
+    task: Literal["transcribe"] = "transcribe"
+    duration: float
+    text: str
+    segments: list[DiarizedSegment]
+    usage: UsageDuration | None = None
+
+
+class TranscriptTextDelta(BaseModel):
+    type: Literal["transcript.text.delta"] = "transcript.text.delta"
+    delta: str
+    segment_id: str | None = None
+
+
+class TranscriptTextSegment(DiarizedSegment):
+    pass
+
+
+class TranscriptTextDone(BaseModel):
+    type: Literal["transcript.text.done"] = "transcript.text.done"
+    text: str
+    usage: UsageDuration | None = None
+
+
+class InputAudio(BaseModel):
+    """Open WebUI's JSON request form: base64 audio plus a format hint."""
+
+    model_config = ConfigDict(extra="allow")
+    data: str = Field(..., description="Base64-encoded audio bytes.")
+    format: str | None = Field(None, max_length=32, description="wav, mp3, ogg, webm, flac, m4a, pcm, ...")
+
+
+class TranscriptionJSONRequest(BaseModel):
+    """``application/json`` transcription body (Open WebUI's ``AUDIO_STT_OPENAI_API_REQUEST_FORMAT=json``)."""
+
+    model_config = ConfigDict(extra="allow")
+    model: str | None = None
+    input_audio: InputAudio
+    language: str | None = None
+    prompt: str | None = None
+    response_format: str | None = None
+    temperature: float | None = None
+    stream: bool | None = None
+    timestamp_granularities: list[str] | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# Discovery
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int = Field(default_factory=lambda: int(time.time()))
+    owned_by: str = "vibevoice-api"
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+class AudioModel(BaseModel):
+    id: str
+    name: str | None = None
+
+
+class AudioModelList(BaseModel):
+    """Open WebUI's ``GET /audio/models`` shape."""
+
+    models: list[AudioModel]
+
+
+class Voice(BaseModel):
+    id: str
+    name: str
+    language: str | None = None
+    gender: str | None = None
+
+
+class VoiceList(BaseModel):
+    """Open WebUI's ``GET /audio/voices`` shape."""
+
+    voices: list[Voice]
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+#: Documented error responses for route decorators (``responses=ERROR_RESPONSES``).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse, "description": desc}
+    for code, desc in {
+        400: "Invalid request",
+        401: "Missing or wrong API key",
+        404: "Unknown model",
+        413: "Body too large",
+        415: "Unsupported media type",
+        429: "Busy: retry after the Retry-After header",
+        503: "Not ready or upstream unavailable",
+        504: "Upstream timed out",
+    }.items()
+}

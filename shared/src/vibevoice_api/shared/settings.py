@@ -1,0 +1,44 @@
+"""Settings common to every process, read from ``VIBEVOICE_*`` environment variables.
+
+Each app subclasses :class:`CommonSettings`; pydantic-settings does the parsing so that a
+typo'd value fails at start-up with a message naming the variable.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+def split_commas(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class CommonSettings(BaseSettings):
+    """What the gateway and both services share: auth, CORS, logging, limits."""
+
+    model_config = SettingsConfigDict(env_prefix="VIBEVOICE_", extra="ignore", populate_by_name=True)
+
+    api_keys: CommaList = Field(default_factory=list, description="Accepted Bearer keys, comma-separated; empty = no auth.")
+    public_discovery: bool = Field(
+        True,
+        description="Serve GET /v1/models, /v1/audio/models and /v1/audio/voices without a key "
+        "(Open WebUI calls them without one).",
+    )
+    public_metrics: bool = Field(True, description="Serve /metrics without a key.")
+    cors_origins: CommaList = Field(default_factory=list, description="Allowed CORS origins ('*' for any); empty = CORS off.")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "text"] = "json"
+    max_upload_mb: float = Field(1024.0, gt=0, description="Largest accepted request body, in MiB.")
+
+    _split = field_validator("api_keys", "cors_origins", mode="before")(split_commas)
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
