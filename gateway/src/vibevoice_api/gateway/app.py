@@ -13,10 +13,15 @@ from typing import Any
 import httpx
 from fastapi import FastAPI, Query, Request, WebSocket
 from fastapi.responses import JSONResponse, Response
-
 from vibevoice_api.shared.app import create_app
 from vibevoice_api.shared.errors import InvalidRequestError, NotFoundError, PayloadTooLargeError
-from vibevoice_api.shared.openapi import AUDIO_RESPONSE, install_openapi, json_body, transcription_form, transcription_responses
+from vibevoice_api.shared.openapi import (
+    AUDIO_RESPONSE,
+    install_openapi,
+    json_body,
+    transcription_form,
+    transcription_responses,
+)
 from vibevoice_api.shared.schemas import ERROR_RESPONSES, AudioModelList, ModelCard, ModelList, SpeechRequest, VoiceList
 
 from .proxy import forward, stream_body
@@ -24,8 +29,10 @@ from .realtime import proxy_realtime
 from .routing import Router
 from .settings import GatewaySettings
 
-MODEL_FIELD = re.compile(rb'content-disposition:[^\r\n]*\bname="?model"?[^\r\n]*\r\n(?:[^\r\n]+\r\n)*\r\n(.*?)\r\n--', re.I | re.S)
-FILE_PART = re.compile(rb'content-disposition:[^\r\n]*\bfilename=', re.I)
+MODEL_FIELD = re.compile(
+    rb'content-disposition:[^\r\n]*\bname="?model"?[^\r\n]*\r\n(?:[^\r\n]+\r\n)*\r\n(.*?)\r\n--', re.I | re.S
+)
+FILE_PART = re.compile(rb"content-disposition:[^\r\n]*\bfilename=", re.I)
 PEEK_LIMIT = 64 * 1024
 
 
@@ -36,7 +43,9 @@ def build_app(settings: GatewaySettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         limits = httpx.Limits(max_connections=settings.pool_size * 4, max_keepalive_connections=settings.pool_size)
-        client = httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(settings.tts_timeout, connect=settings.connect_timeout))
+        client = httpx.AsyncClient(
+            limits=limits, timeout=httpx.Timeout(settings.tts_timeout, connect=settings.connect_timeout)
+        )
         app.state.client = client
         app.state.router = Router(settings, client)
         state["router"] = app.state.router
@@ -95,8 +104,14 @@ def build_app(settings: GatewaySettings | None = None) -> FastAPI:
         st = await router().resolve(kind, model_from_json(body))
         timeout = settings.tts_timeout if kind == "tts" else settings.asr_timeout
         return await forward(
-            request, st, path, client=app.state.client, auth=router().upstream_auth(), read_timeout=timeout,
-            connect_timeout=settings.connect_timeout, body=body,
+            request,
+            st,
+            path,
+            client=app.state.client,
+            auth=router().upstream_auth(),
+            read_timeout=timeout,
+            connect_timeout=settings.connect_timeout,
+            body=body,
         )
 
     async def proxy_upload(request: Request, path: str) -> Response:
@@ -120,29 +135,45 @@ def build_app(settings: GatewaySettings | None = None) -> FastAPI:
         st = await router().resolve("asr", model)
         done = asyncio.Event()
         return await forward(
-            request, st, path, client=app.state.client, auth=router().upstream_auth(), read_timeout=settings.asr_timeout,
-            connect_timeout=settings.connect_timeout, body=stream_body(chunks, done, bytes(prefix)), body_done=done,
+            request,
+            st,
+            path,
+            client=app.state.client,
+            auth=router().upstream_auth(),
+            read_timeout=settings.asr_timeout,
+            connect_timeout=settings.connect_timeout,
+            body=stream_body(chunks, done, bytes(prefix)),
+            body_done=done,
         )
 
     responses = {**ERROR_RESPONSES}
 
     @app.post(
-        "/v1/audio/speech", tags=["audio"], summary="Create speech (TTS)", openapi_extra=json_body(SpeechRequest),
+        "/v1/audio/speech",
+        tags=["audio"],
+        summary="Create speech (TTS)",
+        openapi_extra=json_body(SpeechRequest),
         responses={200: AUDIO_RESPONSE, **responses},
     )
     async def speech(request: Request) -> Response:
         return await proxy_json(request, "tts", "/v1/audio/speech")
 
     @app.post(
-        "/v1/audio/transcriptions", tags=["audio"], summary="Create transcription (ASR)",
-        openapi_extra=transcription_form(), responses={**transcription_responses(), **responses},
+        "/v1/audio/transcriptions",
+        tags=["audio"],
+        summary="Create transcription (ASR)",
+        openapi_extra=transcription_form(),
+        responses={**transcription_responses(), **responses},
     )
     async def transcriptions(request: Request) -> Response:
         return await proxy_upload(request, "/v1/audio/transcriptions")
 
     @app.post(
-        "/v1/audio/translations", tags=["audio"], summary="Create translation into English (ASR)",
-        openapi_extra=transcription_form(translation=True), responses={**transcription_responses(), **responses},
+        "/v1/audio/translations",
+        tags=["audio"],
+        summary="Create translation into English (ASR)",
+        openapi_extra=transcription_form(translation=True),
+        responses={**transcription_responses(), **responses},
     )
     async def translations(request: Request) -> Response:
         return await proxy_upload(request, "/v1/audio/translations")
@@ -151,8 +182,14 @@ def build_app(settings: GatewaySettings | None = None) -> FastAPI:
     async def voices(request: Request, model: str | None = Query(None)) -> Response:
         st = await router().resolve("tts", model)
         return await forward(
-            request, st, "/v1/audio/voices", client=app.state.client, auth=router().upstream_auth(),
-            read_timeout=settings.discovery_timeout, connect_timeout=settings.connect_timeout, body=None,
+            request,
+            st,
+            "/v1/audio/voices",
+            client=app.state.client,
+            auth=router().upstream_auth(),
+            read_timeout=settings.discovery_timeout,
+            connect_timeout=settings.connect_timeout,
+            body=None,
         )
 
     async def merged_models(kind: str | None = None) -> list[dict[str, Any]]:
@@ -177,7 +214,9 @@ def build_app(settings: GatewaySettings | None = None) -> FastAPI:
         raise NotFoundError(f"The model `{model_id}` does not exist.", param="model", code="model_not_found")
 
     @app.get(
-        "/v1/audio/models", tags=["discovery"], response_model=AudioModelList,
+        "/v1/audio/models",
+        tags=["discovery"],
+        response_model=AudioModelList,
         summary="Audio models in Open WebUI's shape (speech models by default; kind=asr|all for others)",
     )
     async def audio_models(kind: str = Query("tts", pattern="^(tts|asr|all)$")) -> dict[str, Any]:
@@ -195,16 +234,27 @@ def build_app(settings: GatewaySettings | None = None) -> FastAPI:
                     detail = resp.json()
                 except ValueError:
                     detail = {}
-                return st.backend.name, {"ready": resp.status_code == 200, "url": st.backend.url, "kind": st.backend.kind,
-                                         "status": detail.get("status", resp.status_code)}
+                return st.backend.name, {
+                    "ready": resp.status_code == 200,
+                    "url": st.backend.url,
+                    "kind": st.backend.kind,
+                    "status": detail.get("status", resp.status_code),
+                }
             except httpx.HTTPError as exc:
-                return st.backend.name, {"ready": False, "url": st.backend.url, "kind": st.backend.kind,
-                                         "status": "unreachable", "error": type(exc).__name__}
+                return st.backend.name, {
+                    "ready": False,
+                    "url": st.backend.url,
+                    "kind": st.backend.kind,
+                    "status": "unreachable",
+                    "error": type(exc).__name__,
+                }
 
         results = dict(await asyncio.gather(*(probe(s) for s in r.states)))
         ok = bool(results) and all(v["ready"] for v in results.values())
-        return JSONResponse({"status": "ready" if ok else "not_ready", "service": "gateway", "services": results},
-                            status_code=200 if ok else 503)
+        return JSONResponse(
+            {"status": "ready" if ok else "not_ready", "service": "gateway", "services": results},
+            status_code=200 if ok else 503,
+        )
 
     @app.get("/", tags=["ops"], summary="What this server is")
     async def root() -> dict[str, Any]:
@@ -212,8 +262,15 @@ def build_app(settings: GatewaySettings | None = None) -> FastAPI:
             "name": "vibevoice-api",
             "description": "OpenAI-compatible speech API for Microsoft VibeVoice (ASR + realtime TTS).",
             "base_url": "/v1",
-            "endpoints": ["/v1/audio/speech", "/v1/audio/transcriptions", "/v1/audio/translations",
-                          "/v1/audio/voices", "/v1/audio/models", "/v1/models", "/v1/realtime (WebSocket)"],
+            "endpoints": [
+                "/v1/audio/speech",
+                "/v1/audio/transcriptions",
+                "/v1/audio/translations",
+                "/v1/audio/voices",
+                "/v1/audio/models",
+                "/v1/models",
+                "/v1/realtime (WebSocket)",
+            ],
             "docs": "/docs",
             "services": {s.backend.name: s.backend.url for s in router().states},
             "time": int(time.time()),

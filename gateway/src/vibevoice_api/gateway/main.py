@@ -11,7 +11,9 @@ from .settings import GatewaySettings
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = serve_parser("vibevoice-gateway", 8080, "OpenAI-compatible gateway in front of the VibeVoice ASR and TTS services.").parse_args(argv)
+    args = serve_parser(
+        "vibevoice-gateway", 8080, "OpenAI-compatible gateway in front of the VibeVoice ASR and TTS services."
+    ).parse_args(argv)
     settings = GatewaySettings()
     if args.log_level:
         settings.log_level = args.log_level

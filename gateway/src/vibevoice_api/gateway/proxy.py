@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator
 import httpx
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
-
 from vibevoice_api.shared.errors import BadGatewayError, GatewayTimeoutError, ServiceUnavailableError
 from vibevoice_api.shared.logs import REQUEST_ID_HEADER, request_id_var
 
@@ -23,15 +22,25 @@ from .routing import BackendState
 
 log = logging.getLogger("vibevoice_api.gateway.proxy")
 
-# Request headers passed to the service; everything else (host, hop-by-hop, cookies) stays here.
-FORWARD_REQUEST_HEADERS = {
-    "content-type",
-    "content-length",
-    "accept",
-    "accept-encoding",
-    "user-agent",
-    "openai-beta",
-    "x-stainless-lang",
+# Request headers kept here: hop-by-hop ones, the host, cookies and the client's credentials
+# (the gateway authenticated the client; services get the upstream key, if any).
+DROP_REQUEST_HEADERS = {
+    "host",
+    "connection",
+    "keep-alive",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+    "cookie",
+    "authorization",
+    "x-api-key",
+    "api-key",
+    "expect",
+    REQUEST_ID_HEADER,
 }
 DROP_RESPONSE_HEADERS = {
     "connection",
@@ -53,10 +62,7 @@ class ClientGone(Exception):
 
 
 def upstream_headers(request: Request, auth: dict[str, str]) -> dict[str, str]:
-    headers = {k: v for k, v in request.headers.items() if k.lower() in FORWARD_REQUEST_HEADERS}
-    for k, v in request.headers.items():
-        if k.lower().startswith("x-openwebui-"):
-            headers[k] = v
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in DROP_REQUEST_HEADERS}
     headers[REQUEST_ID_HEADER] = request_id_var.get()
     if auth:
         headers.update(auth)
@@ -114,7 +120,9 @@ async def forward(
         return Response(status_code=499)
     except httpx.ConnectTimeout as exc:
         state.reachable = False
-        raise ServiceUnavailableError(f"The {backend.kind.upper()} service ({backend.name}) did not accept a connection in time.") from exc
+        raise ServiceUnavailableError(
+            f"The {backend.kind.upper()} service ({backend.name}) did not accept a connection in time."
+        ) from exc
     except httpx.PoolTimeout as exc:
         raise ServiceUnavailableError(f"All connections to the {backend.kind.upper()} service are busy.") from exc
     except httpx.TimeoutException as exc:
@@ -130,7 +138,9 @@ async def forward(
         if isinstance(exc.__context__, ClientDisconnect) or isinstance(exc.__cause__, ClientDisconnect):
             return Response(status_code=499)
         state.reachable = False
-        raise BadGatewayError(f"The {backend.kind.upper()} service ({backend.name}) failed: {type(exc).__name__}.") from exc
+        raise BadGatewayError(
+            f"The {backend.kind.upper()} service ({backend.name}) failed: {type(exc).__name__}."
+        ) from exc
     finally:
         if not watcher.done():
             watcher.cancel()

@@ -8,7 +8,6 @@ import logging
 
 import websockets
 from starlette.websockets import WebSocket, WebSocketDisconnect
-
 from vibevoice_api.shared.logs import REQUEST_ID_HEADER, request_id_var
 
 from .routing import BackendState

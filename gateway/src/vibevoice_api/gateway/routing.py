@@ -13,7 +13,6 @@ import time
 from dataclasses import dataclass, field
 
 import httpx
-
 from vibevoice_api.shared.errors import InvalidRequestError, ModelNotFoundError, ServiceUnavailableError
 
 from .settings import Backend, GatewaySettings
@@ -100,7 +99,11 @@ class Router:
             state = known.get(target)
             if state is not None:
                 if state.backend.kind != kind:
-                    other = "speech (POST /v1/audio/speech)" if state.backend.kind == "tts" else "transcription (POST /v1/audio/transcriptions)"
+                    other = (
+                        "speech (POST /v1/audio/speech)"
+                        if state.backend.kind == "tts"
+                        else "transcription (POST /v1/audio/transcriptions)"
+                    )
                     raise InvalidRequestError(
                         f"The model `{name}` is a {other} model and cannot be used on this endpoint.",
                         param="model",
@@ -111,5 +114,7 @@ class Router:
                 await self.refresh()
         if not self.settings.strict_models:
             return self.default(kind)
-        available = sorted(set(self.known_models(kind)) | {a for a, t in self.aliases.items() if t in self.known_models(kind)})
+        available = sorted(
+            set(self.known_models(kind)) | {a for a, t in self.aliases.items() if t in self.known_models(kind)}
+        )
         raise ModelNotFoundError(name, available)

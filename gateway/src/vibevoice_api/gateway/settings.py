@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import NoDecode
-
 from vibevoice_api.shared.settings import CommonSettings
 
 DEFAULT_ALIASES: dict[str, str] = {
@@ -27,7 +26,9 @@ class Backend(BaseModel):
     name: str
     kind: str = Field(pattern="^(asr|tts)$")
     url: str
-    models: list[str] = Field(default_factory=list, description="Model ids it serves; learned from its /v1/models when empty.")
+    models: list[str] = Field(
+        default_factory=list, description="Model ids it serves; learned from its /v1/models when empty."
+    )
 
 
 class GatewaySettings(CommonSettings):

@@ -43,7 +43,9 @@ def create_app(
     @app.get("/ready", tags=["ops"], summary="Readiness: the model is loaded and warmed up")
     async def ready() -> JSONResponse:
         ok, details = readiness()
-        return JSONResponse({"status": "ready" if ok else "not_ready", "service": service, **details}, status_code=200 if ok else 503)
+        return JSONResponse(
+            {"status": "ready" if ok else "not_ready", "service": service, **details}, status_code=200 if ok else 503
+        )
 
     app.add_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
 

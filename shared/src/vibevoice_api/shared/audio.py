@@ -19,7 +19,6 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
 from typing import IO, Any, Literal
 
 import av
@@ -88,7 +87,11 @@ def raw_pcm_from_content_type(content_type_value: str | None) -> RawPCM | None:
         channels = int(params.get("channels", 1))
     except ValueError as exc:
         raise AudioDecodeError(f"Invalid PCM parameters in content type {content_type_value!r}.") from exc
-    fmt = "s16be" if content_type_value.lower().startswith("audio/l16") and "endian=little" not in content_type_value.lower() else "s16le"
+    fmt = (
+        "s16be"
+        if content_type_value.lower().startswith("audio/l16") and "endian=little" not in content_type_value.lower()
+        else "s16le"
+    )
     if not (1000 <= rate <= 384_000) or not (1 <= channels <= 16):
         raise AudioDecodeError(f"Unsupported PCM parameters rate={rate} channels={channels}.")
     return RawPCM(rate, channels, fmt)
@@ -105,7 +108,10 @@ def _open_input(source: Source, raw: RawPCM | None) -> av.container.InputContain
     kwargs: dict[str, Any] = {"mode": "r", "metadata_errors": "ignore"}
     if raw is not None:
         kwargs["format"] = raw.sample_format
-        kwargs["options"] = {"sample_rate": str(raw.sample_rate), "ch_layout": "stereo" if raw.channels == 2 else f"{raw.channels}c" if raw.channels > 2 else "mono"}
+        kwargs["options"] = {
+            "sample_rate": str(raw.sample_rate),
+            "ch_layout": "stereo" if raw.channels == 2 else f"{raw.channels}c" if raw.channels > 2 else "mono",
+        }
     return av.open(source, **kwargs)
 
 
@@ -134,7 +140,11 @@ def decode_audio(
             if stream is None:
                 raise AudioDecodeError("The file has no audio track.", code="no_audio_track")
             estimate = _estimated_seconds(container, stream)
-            buf = _Growable(int(min(estimate, max_seconds or estimate) * sample_rate) + sample_rate if estimate else sample_rate * 30)
+            buf = _Growable(
+                int(min(estimate, max_seconds or estimate) * sample_rate) + sample_rate
+                if estimate
+                else sample_rate * 30
+            )
             resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
             limit = int(max_seconds * sample_rate) if max_seconds else None
             stream.thread_type = "AUTO"
@@ -358,7 +368,9 @@ class StreamingTempo:
         if self._identity:
             return
         self._graph = av.filter.Graph()
-        src = self._graph.add_abuffer(format="flt", layout="mono", sample_rate=sample_rate, time_base=Fraction(1, sample_rate))
+        src = self._graph.add_abuffer(
+            format="flt", layout="mono", sample_rate=sample_rate, time_base=Fraction(1, sample_rate)
+        )
         prev = src
         for factor in _atempo_chain(speed):
             node = self._graph.add("atempo", f"{factor:.6f}")
@@ -405,4 +417,3 @@ def change_speed(samples: np.ndarray, speed: float, sample_rate: int = 24000) ->
 
 def audio_duration(samples: np.ndarray, sample_rate: int) -> float:
     return float(samples.shape[-1]) / float(sample_rate)
-

@@ -205,11 +205,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        type_, code = _STATUS_TYPES.get(exc.status_code, ("server_error" if exc.status_code >= 500 else "invalid_request_error", None))
+        type_, code = _STATUS_TYPES.get(
+            exc.status_code, ("server_error" if exc.status_code >= 500 else "invalid_request_error", None)
+        )
         detail = exc.detail if isinstance(exc.detail, str) else "Request failed."
         if exc.status_code == 404 and detail == "Not Found":
             detail = "Unknown path. This server implements the OpenAI audio API under /v1 (e.g. /v1/audio/speech)."
-        return JSONResponse(error_body(detail, type_, None, code), status_code=exc.status_code, headers=getattr(exc, "headers", None))
+        return JSONResponse(
+            error_body(detail, type_, None, code), status_code=exc.status_code, headers=getattr(exc, "headers", None)
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

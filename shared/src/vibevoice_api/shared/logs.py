@@ -32,7 +32,8 @@ class JsonFormatter(logging.Formatter):
 
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        base = f"{self.formatTime(record, '%H:%M:%S')} {record.levelname:<7} {record.name} [{request_id_var.get()}] {record.getMessage()}"
+        rid = request_id_var.get()
+        base = f"{self.formatTime(record, '%H:%M:%S')} {record.levelname:<7} {record.name} [{rid}] {record.getMessage()}"
         extra = getattr(record, "fields", None)
         if isinstance(extra, dict) and extra:
             base += " " + " ".join(f"{k}={v}" for k, v in extra.items())

@@ -158,7 +158,9 @@ class APIKeyMiddleware:
     DOCS = ("/", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect")
     DISCOVERY = ("/v1/models", "/v1/audio/models", "/v1/audio/voices", "/models", "/audio/models", "/audio/voices")
 
-    def __init__(self, app: ASGIApp, keys: list[str], service: str, public_discovery: bool, public_metrics: bool) -> None:
+    def __init__(
+        self, app: ASGIApp, keys: list[str], service: str, public_discovery: bool, public_metrics: bool
+    ) -> None:
         self.app = app
         self.keys = [k for k in keys if k]
         self.service = service

@@ -31,8 +31,16 @@ def transcription_form(*, translation: bool = False) -> dict[str, Any]:
     """The multipart form of ``/v1/audio/transcriptions`` (and translations) as OpenAI documents it."""
     formats = [f for f in TRANSCRIPTION_FORMATS if not (translation and f == "diarized_json")]
     props: dict[str, Any] = {
-        "file": {"type": "string", "format": "binary", "description": "Audio: wav, mp3, m4a, ogg/opus, flac, webm, mp4, pcm."},
-        "model": {"type": "string", "default": "vibevoice-asr", "description": "vibevoice-asr or an alias (whisper-1, ...)."},
+        "file": {
+            "type": "string",
+            "format": "binary",
+            "description": "Audio: wav, mp3, m4a, ogg/opus, flac, webm, mp4, pcm.",
+        },
+        "model": {
+            "type": "string",
+            "default": "vibevoice-asr",
+            "description": "vibevoice-asr or an alias (whisper-1, ...).",
+        },
         "prompt": {"type": "string", "description": "Context or hotwords (names, terms) for the model."},
         "response_format": {"type": "string", "enum": formats, "default": "json"},
         "temperature": {"type": "number", "minimum": 0, "maximum": 1, "default": 0},
@@ -41,7 +49,10 @@ def transcription_form(*, translation: bool = False) -> dict[str, Any]:
         props.update(
             {
                 "language": {"type": "string", "description": "ISO-639-1 hint, e.g. en."},
-                "timestamp_granularities[]": {"type": "array", "items": {"type": "string", "enum": ["segment", "word"]}},
+                "timestamp_granularities[]": {
+                    "type": "array",
+                    "items": {"type": "string", "enum": ["segment", "word"]},
+                },
                 "stream": {"type": "boolean", "default": False, "description": "Server-sent transcript.text.* events."},
                 "chunking_strategy": {"type": "string", "description": "Accepted: 'auto' or a server_vad JSON object."},
                 "include[]": {"type": "array", "items": {"type": "string"}},
@@ -74,7 +85,10 @@ def transcription_form(*, translation: bool = False) -> dict[str, Any]:
 AUDIO_RESPONSE = {
     "description": "Audio bytes in the requested format (chunked), or server-sent events when stream_format=sse.",
     "content": {
-        **{ct: {"schema": {"type": "string", "format": "binary"}} for ct in ("audio/mpeg", "audio/ogg", "audio/aac", "audio/flac", "audio/wav", "audio/pcm")},
+        **{
+            ct: {"schema": {"type": "string", "format": "binary"}}
+            for ct in ("audio/mpeg", "audio/ogg", "audio/aac", "audio/flac", "audio/wav", "audio/pcm")
+        },
         "text/event-stream": {"schema": {"type": "string"}},
     },
 }
@@ -87,7 +101,9 @@ def transcription_responses() -> dict[int | str, dict[str, Any]]:
         200: {
             "description": "Transcript in the requested response_format.",
             "content": {
-                "application/json": {"schema": {"oneOf": [ref(TranscriptionJSON), ref(TranscriptionVerbose), ref(TranscriptionDiarized)]}},
+                "application/json": {
+                    "schema": {"oneOf": [ref(TranscriptionJSON), ref(TranscriptionVerbose), ref(TranscriptionDiarized)]}
+                },
                 "text/plain": {"schema": {"type": "string"}},
                 "application/x-subrip": {"schema": {"type": "string"}},
                 "text/vtt": {"schema": {"type": "string"}},

@@ -30,10 +30,17 @@ class VoiceRef(BaseModel):
 class SpeechRequest(BaseModel):
     """``POST /v1/audio/speech``. Unknown fields are accepted (Open WebUI merges admin params in)."""
 
-    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{"model": "vibevoice-realtime", "input": "Hello there!", "voice": "carter"}]})
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={"examples": [{"model": "vibevoice-realtime", "input": "Hello there!", "voice": "carter"}]},
+    )
 
-    model: str = Field("vibevoice-realtime", max_length=256, description="vibevoice-realtime, or an alias such as tts-1.")
-    input: str = Field(..., min_length=1, description="Text to speak, 1 to 4096 characters (more if the server allows).")
+    model: str = Field(
+        "vibevoice-realtime", max_length=256, description="vibevoice-realtime, or an alias such as tts-1."
+    )
+    input: str = Field(
+        ..., min_length=1, description="Text to speak, 1 to 4096 characters (more if the server allows)."
+    )
     voice: str | VoiceRef = Field(
         "carter", description="A preset name (en-Carter_man, carter), an OpenAI voice name (mapped), or {'id': ...}."
     )

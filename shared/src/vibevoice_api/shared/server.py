@@ -14,7 +14,9 @@ from .settings import CommonSettings
 
 
 def serve_parser(prog: str, default_port: int, description: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=description + " Other settings come from VIBEVOICE_* environment variables (see README).")
+    parser = argparse.ArgumentParser(
+        prog=prog, description=description + " Other settings come from VIBEVOICE_* environment variables (see README)."
+    )
     parser.add_argument("--host", default="0.0.0.0", help="interface to bind (default 0.0.0.0)")
     parser.add_argument("--port", type=int, default=default_port, help=f"port to listen on (default {default_port})")
     parser.add_argument("--log-level", default=None, help="override VIBEVOICE_LOG_LEVEL")

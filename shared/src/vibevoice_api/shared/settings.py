@@ -25,14 +25,18 @@ class CommonSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="VIBEVOICE_", extra="ignore", populate_by_name=True)
 
-    api_keys: CommaList = Field(default_factory=list, description="Accepted Bearer keys, comma-separated; empty = no auth.")
+    api_keys: CommaList = Field(
+        default_factory=list, description="Accepted Bearer keys, comma-separated; empty = no auth."
+    )
     public_discovery: bool = Field(
         True,
         description="Serve GET /v1/models, /v1/audio/models and /v1/audio/voices without a key "
         "(Open WebUI calls them without one).",
     )
     public_metrics: bool = Field(True, description="Serve /metrics without a key.")
-    cors_origins: CommaList = Field(default_factory=list, description="Allowed CORS origins ('*' for any); empty = CORS off.")
+    cors_origins: CommaList = Field(
+        default_factory=list, description="Allowed CORS origins ('*' for any); empty = CORS off."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "text"] = "json"
     max_upload_mb: float = Field(1024.0, gt=0, description="Largest accepted request body, in MiB.")

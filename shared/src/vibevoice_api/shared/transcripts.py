@@ -211,10 +211,17 @@ def to_diarized(segments: Sequence[Seg], *, duration: float) -> TranscriptionDia
     mapping: dict[int, str] = {}
     segs = [
         DiarizedSegment(
-            id=f"seg_{i}", start=round(s.start, 3), end=round(s.end, 3), text=s.text, speaker=speaker_label(s.speaker, mapping)
+            id=f"seg_{i}",
+            start=round(s.start, 3),
+            end=round(s.end, 3),
+            text=s.text,
+            speaker=speaker_label(s.speaker, mapping),
         )
         for i, s in enumerate(segments)
     ]
     return TranscriptionDiarized(
-        duration=round(duration, 3), text=full_text(segments), segments=segs, usage=UsageDuration(seconds=round(duration, 3))
+        duration=round(duration, 3),
+        text=full_text(segments),
+        segments=segs,
+        usage=UsageDuration(seconds=round(duration, 3)),
     )
