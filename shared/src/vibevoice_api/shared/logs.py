@@ -33,7 +33,8 @@ class JsonFormatter(logging.Formatter):
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         rid = request_id_var.get()
-        base = f"{self.formatTime(record, '%H:%M:%S')} {record.levelname:<7} {record.name} [{rid}] {record.getMessage()}"
+        when = self.formatTime(record, '%H:%M:%S')
+        base = f"{when} {record.levelname:<7} {record.name} [{rid}] {record.getMessage()}"
         extra = getattr(record, "fields", None)
         if isinstance(extra, dict) and extra:
             base += " " + " ".join(f"{k}={v}" for k, v in extra.items())
