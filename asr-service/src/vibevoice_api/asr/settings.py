@@ -1,0 +1,40 @@
+"""ASR service settings (``VIBEVOICE_*`` environment variables)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from vibevoice_api.shared.model_settings import ModelServiceSettings
+
+
+class ASRSettings(ModelServiceSettings):
+    asr_model_id: str = Field("vibevoice-asr", description="Model id served on /v1/models.")
+    asr_model_subdir: str = Field("VibeVoice-ASR", description="Folder under VIBEVOICE_MODEL_DIR holding the checkpoint.")
+    asr_hf_repo: str = Field("microsoft/VibeVoice-ASR-HF", description="Hub repo downloaded when the folder is empty.")
+    asr_aliases: str = Field(
+        "whisper-1,gpt-4o-transcribe,gpt-4o-mini-transcribe,gpt-4o-transcribe-diarize",
+        description="Other model names accepted on this service (comma-separated).",
+    )
+    asr_max_batch_size: int = Field(4, ge=1, le=64, description="Requests padded into one generate call.")
+    asr_max_batch_wait_ms: float = Field(50.0, ge=0, le=5000, description="How long a batch waits to fill.")
+    asr_max_single_pass_seconds: float = Field(
+        3600.0, gt=0, description="Longest audio sent to the model in one pass; longer audio is split at silences."
+    )
+    asr_max_audio_seconds: float = Field(4 * 3600.0, gt=0, description="Longest accepted upload (400 beyond).")
+    asr_subtitle_speakers: bool = Field(False, description="Prefix srt/vtt cues with speaker labels.")
+    asr_word_timestamps: str = Field(
+        "approximate", pattern="^(approximate|error)$",
+        description="timestamp_granularities[]=word: approximate (spread over each segment) or error (400).",
+    )
+    max_upload_mb: float = Field(2048.0, gt=0, description="Largest accepted upload, in MiB.")
+    tmp_dir: Path | None = Field(None, description="Where uploads are spooled (default: the system temp dir).")
+
+    @property
+    def asr_model_path(self) -> Path:
+        return self.model_dir / self.asr_model_subdir
+
+    @property
+    def alias_list(self) -> list[str]:
+        return [a.strip() for a in self.asr_aliases.split(",") if a.strip()]

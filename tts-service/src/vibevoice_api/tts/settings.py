@@ -1,0 +1,65 @@
+"""TTS service settings (``VIBEVOICE_*`` environment variables)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
+
+from vibevoice_api.shared.model_settings import ModelServiceSettings
+
+#: OpenAI voice names → VibeVoice presets (documented in README; override with VIBEVOICE_TTS_VOICE_MAP).
+DEFAULT_VOICE_MAP: dict[str, str] = {
+    "alloy": "en-Emma_woman",
+    "ash": "en-Davis_man",
+    "ballad": "en-Frank_man",
+    "coral": "en-Grace_woman",
+    "echo": "en-Carter_man",
+    "fable": "en-Mike_man",
+    "nova": "en-Grace_woman",
+    "onyx": "en-Frank_man",
+    "sage": "en-Emma_woman",
+    "shimmer": "en-Grace_woman",
+    "verse": "en-Mike_man",
+    "marin": "en-Emma_woman",
+    "cedar": "en-Carter_man",
+}
+
+
+class TTSSettings(ModelServiceSettings):
+    tts_model_id: str = Field("vibevoice-realtime", description="Model id served on /v1/models.")
+    tts_model_subdir: str = Field("VibeVoice-Realtime-0.5B", description="Folder under VIBEVOICE_MODEL_DIR.")
+    tts_voices_dir: Path | None = Field(None, description="Voice presets (default: MODEL_DIR/voices/streaming_model).")
+    tts_hf_repo: str = Field("microsoft/VibeVoice-Realtime-0.5B", description="Hub repo downloaded when empty.")
+    tts_tokenizer_repo: str = Field("Qwen/Qwen2.5-0.5B", description="Hub repo of the text tokenizer files.")
+    tts_aliases: str = Field("tts-1,tts-1-hd,gpt-4o-mini-tts", description="Other accepted model names.")
+    tts_default_voice: str = Field("en-Carter_man", description="Voice when a request names none.")
+    tts_voice_map: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=lambda: dict(DEFAULT_VOICE_MAP), description="JSON: OpenAI voice name → preset."
+    )
+    tts_max_input_chars: int = Field(4096, ge=1, le=1_000_000, description="Longest accepted input text.")
+    tts_cfg_scale: float = Field(1.5, gt=0, le=10, description="Classifier-free guidance scale.")
+    tts_steps: int = Field(5, ge=1, le=100, description="Diffusion steps per speech latent.")
+    tts_realtime_enabled: bool = Field(True, description="Serve the /v1/realtime WebSocket.")
+
+    @field_validator("tts_voice_map", mode="before")
+    @classmethod
+    def _parse_map(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return json.loads(v) if v.strip() else {}
+        return v
+
+    @property
+    def tts_model_path(self) -> Path:
+        return self.model_dir / self.tts_model_subdir
+
+    @property
+    def voices_path(self) -> Path:
+        return self.tts_voices_dir or self.model_dir / "voices" / "streaming_model"
+
+    @property
+    def alias_list(self) -> list[str]:
+        return [a.strip() for a in self.tts_aliases.split(",") if a.strip()]
