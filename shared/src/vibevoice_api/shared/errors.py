@@ -215,6 +215,29 @@ def install_error_handlers(app: FastAPI) -> None:
             error_body(detail, type_, None, code), status_code=exc.status_code, headers=getattr(exc, "headers", None)
         )
 
+    from starlette.responses import Response
+
+    from .cancel import ClientDisconnected
+
+    @app.exception_handler(ClientDisconnected)
+    async def _gone(request: Request, _: ClientDisconnected) -> Response:
+        log.info("client went away during %s %s; work cancelled", request.method, request.url.path)
+        return Response(status_code=499)
+
+    @app.exception_handler(OSError)
+    async def _os_error(request: Request, exc: OSError) -> JSONResponse:
+        import errno
+
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            log.error("out of temp space on %s %s: %s", request.method, request.url.path, exc)
+            return APIError(
+                "The server has no room left to store the upload; try a smaller file or retry later.",
+                status_code=507,
+                code="insufficient_storage",
+            ).response()
+        log.exception("OS error on %s %s", request.method, request.url.path)
+        return InternalError("The server had an error while processing your request.").response()
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)

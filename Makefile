@@ -1,0 +1,67 @@
+# vibevoice-api — developer commands. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU build of torch available locally; a plain `torch` would pull a multi-GB CUDA build.
+TORCH_VERSION ?= 2.13.0
+MODEL_DIR ?= $(CURDIR)/models
+TINY_DIR ?= $(CURDIR)/.cache/tiny-models
+DIR ?= $(TINY_DIR)
+PYTEST_ARGS ?=
+APT_PACKAGES := ffmpeg espeak-ng sox
+
+.DEFAULT_GOAL := help
+.PHONY: help install system-deps test lint format run run-tiny tiny-models bench clean
+
+help: ## list the commands
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-16s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python shared/pyproject.toml gateway/pyproject.toml asr-service/pyproject.toml tts-service/pyproject.toml requirements-dev.txt
+	$(BIN)/pip install -q torch==$(TORCH_VERSION)
+	$(BIN)/pip install -q -e shared -e gateway -e asr-service -e tts-service -r requirements-dev.txt
+	@touch $@
+
+install: $(VENV)/.installed ## create .venv with the four packages and the test tools (CPU torch)
+
+system-deps: ## apt-get install ffmpeg, espeak-ng and sox when missing (test fixtures, independent decoder)
+	@missing=""; for p in ffmpeg espeak-ng sox; do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null; \
+	fi
+
+test: system-deps install ## install everything, then run the whole test suite
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+lint: install ## ruff (lint + format check)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install ## ruff format + autofix
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+tiny-models: install ## write tiny random models + voice presets in the VIBEVOICE_MODEL_DIR layout: make tiny-models DIR=...
+	$(BIN)/python -m vibevoice_api.asr.engine.tiny $(DIR)
+	$(BIN)/python -m vibevoice_api.tts.engine.tiny $(DIR)
+
+run: install ## gateway :8080 + ASR :8081 + TTS :8082 as local processes on MODEL_DIR (Ctrl-C stops all)
+	VIBEVOICE_MODEL_DIR=$(MODEL_DIR) $(BIN)/python deploy/local/run_stack.py
+
+run-tiny: install ## same as `make run`, on tiny random models (no weights needed)
+	@test -d $(TINY_DIR)/VibeVoice-ASR -a -d $(TINY_DIR)/VibeVoice-Realtime-0.5B || $(MAKE) tiny-models DIR=$(TINY_DIR)
+	VIBEVOICE_MODEL_DIR=$(TINY_DIR) VIBEVOICE_AUTO_DOWNLOAD=false $(BIN)/python deploy/local/run_stack.py
+
+bench: install ## speed figures (ratios measured side by side), see bench/README.md
+	$(BIN)/python bench/run_all.py
+
+clean: ## remove caches (keeps .venv)
+	rm -rf .pytest_cache .ruff_cache .hypothesis .cache/tiny-models
+
+-include deploy/deploy.mk

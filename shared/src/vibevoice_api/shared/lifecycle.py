@@ -1,0 +1,77 @@
+"""Load a model once, in the background, and answer readiness honestly meanwhile.
+
+The process starts serving /health at once; /ready stays 503 (with the reason) until the model is
+loaded and warmed up, and requests get a 503 with Retry-After instead of hanging. A load failure
+is reported in /ready and in every 503 message (no stack trace to the client; the log has it).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from .errors import ServiceUnavailableError
+
+T = TypeVar("T")
+log = logging.getLogger("vibevoice_api.lifecycle")
+
+
+class ModelHolder(Generic[T]):
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.state = "starting"
+        self.error: str | None = None
+        self.engine: T | None = None
+        self.started_at = time.monotonic()
+        self.ready_at: float | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self, load: Callable[[], T], warmup: Callable[[T], Any] | None = None) -> None:
+        def run() -> None:
+            try:
+                self.state = "loading"
+                engine = load()
+                if warmup is not None:
+                    self.state = "warming_up"
+                    warmup(engine)
+                self.engine = engine
+                self.state = "ready"
+                self.ready_at = time.monotonic()
+                log.info("%s ready after %.1f s", self.name, self.ready_at - self.started_at)
+            except Exception as exc:  # noqa: BLE001 - reported through /ready and 503s
+                self.state = "failed"
+                self.error = f"{type(exc).__name__}: {exc}" if not getattr(exc, "user_message", None) else exc.user_message
+                log.error("%s failed to load: %s", self.name, self.error, exc_info=not _is_clear(exc))
+
+        self._thread = threading.Thread(target=run, name=f"load-{self.name}", daemon=True)
+        self._thread.start()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self.state == "ready"
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        details: dict[str, Any] = {"model": self.name, "state": self.state}
+        if self.error:
+            details["error"] = self.error
+        return self.state == "ready", details
+
+    def require(self) -> T:
+        if self.state == "ready" and self.engine is not None:
+            return self.engine
+        if self.state == "failed":
+            raise ServiceUnavailableError(
+                f"The {self.name} model failed to load: {self.error}", code="model_load_failed", retry_after=30
+            )
+        raise ServiceUnavailableError(
+            f"The {self.name} model is still loading; retry shortly.", code="model_loading", retry_after=5
+        )
+
+
+def _is_clear(exc: BaseException) -> bool:
+    """Errors whose message already says everything (missing files etc.) are logged without a trace."""
+    return type(exc).__name__ in ("ModelLoadError", "ModelMissingError", "FileNotFoundError")
