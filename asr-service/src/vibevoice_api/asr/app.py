@@ -13,7 +13,6 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from prometheus_client import Counter, Gauge, Histogram
-
 from vibevoice_api.shared import transcripts as tx
 from vibevoice_api.shared.app import create_app
 from vibevoice_api.shared.audio import decode_audio
@@ -29,10 +28,13 @@ log = logging.getLogger("vibevoice_api.asr")
 
 QUEUE_DEPTH = Gauge("vibevoice_asr_queue_depth", "Requests waiting for the model")
 ACTIVE = Gauge("vibevoice_asr_active_requests", "Requests being transcribed")
-BATCH_SIZE = Histogram("vibevoice_asr_batch_size", "Requests per generate call", buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32, 64))
+BATCH_SIZE = Histogram(
+    "vibevoice_asr_batch_size", "Requests per generate call", buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32, 64)
+)
 AUDIO_SECONDS = Counter("vibevoice_asr_audio_seconds_total", "Seconds of audio transcribed")
 RTF = Histogram(
-    "vibevoice_asr_real_time_factor", "Processing time / audio duration per request",
+    "vibevoice_asr_real_time_factor",
+    "Processing time / audio duration per request",
     buckets=(0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10),
 )
 DECODE_SECONDS = Histogram("vibevoice_asr_decode_seconds", "Time to decode and resample an upload")
@@ -43,7 +45,9 @@ def load_engine(settings: ASRSettings) -> Any:
 
     from .engine import ASREngine, EngineConfig
 
-    ensure_snapshot(settings.asr_model_path, settings.asr_hf_repo, allow_download=settings.auto_download, what="VibeVoice-ASR")
+    ensure_snapshot(
+        settings.asr_model_path, settings.asr_hf_repo, allow_download=settings.auto_download, what="VibeVoice-ASR"
+    )
     cfg = EngineConfig(
         model_dir=settings.asr_model_path,
         device=settings.device,
@@ -96,14 +100,22 @@ def build_app(settings: ASRSettings | None = None, engine: Any = None) -> FastAP
     async def handle(request: Request, task: str) -> Response:
         eng = holder.require()
         params = await parse_request(
-            request, task, accepted, settings.asr_model_id, word_mode=settings.asr_word_timestamps,
+            request,
+            task,
+            accepted,
+            settings.asr_model_id,
+            word_mode=settings.asr_word_timestamps,
             max_json_bytes=settings.max_upload_bytes,
         )
         try:
             started = time.perf_counter()
             with DECODE_SECONDS.time():
                 audio = await asyncio.to_thread(
-                    decode_audio, params.audio, eng.sample_rate, raw=params.raw, max_seconds=settings.asr_max_audio_seconds
+                    decode_audio,
+                    params.audio,
+                    eng.sample_rate,
+                    raw=params.raw,
+                    max_seconds=settings.asr_max_audio_seconds,
                 )
         finally:
             params.close()
@@ -111,7 +123,8 @@ def build_app(settings: ASRSettings | None = None, engine: Any = None) -> FastAP
         kwargs = {"prompt": params.prompt, "language": params.language, "temperature": params.temperature, "task": task}
         if params.stream:
             return StreamingResponse(
-                _sse(eng, audio, duration, params, kwargs, started), media_type="text/event-stream",
+                _sse(eng, audio, duration, params, kwargs, started),
+                media_type="text/event-stream",
                 headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
             )
         ACTIVE.inc()
@@ -144,16 +157,40 @@ def build_app(settings: ASRSettings | None = None, engine: Any = None) -> FastAP
                 seg_id = f"seg_{i}"
                 yield _event({"type": "transcript.text.delta", "delta": delta, "segment_id": seg_id})
                 if params.response_format == "diarized_json":
-                    yield _event({"type": "transcript.text.segment", "id": seg_id, "start": round(s.start, 3),
-                                  "end": round(s.end, 3), "text": s.text, "speaker": tx.speaker_label(s.speaker, mapping)})
+                    yield _event(
+                        {
+                            "type": "transcript.text.segment",
+                            "id": seg_id,
+                            "start": round(s.start, 3),
+                            "end": round(s.end, 3),
+                            "text": s.text,
+                            "speaker": tx.speaker_label(s.speaker, mapping),
+                        }
+                    )
                 i += 1
             _account(duration, started)
-            yield _event({"type": "transcript.text.done", "text": " ".join(texts).strip(),
-                          "usage": {"type": "duration", "seconds": round(duration, 3)}})
-        except Exception as exc:  # noqa: BLE001 - headers are sent: report in-band, OpenAI style
+            yield _event(
+                {
+                    "type": "transcript.text.done",
+                    "text": " ".join(texts).strip(),
+                    "usage": {"type": "duration", "seconds": round(duration, 3)},
+                }
+            )
+        except Exception as exc:
             from vibevoice_api.shared.errors import APIError
 
-            body = exc.body() if isinstance(exc, APIError) else {"error": {"message": "Transcription failed.", "type": "server_error", "param": None, "code": "internal_error"}}
+            body = (
+                exc.body()
+                if isinstance(exc, APIError)
+                else {
+                    "error": {
+                        "message": "Transcription failed.",
+                        "type": "server_error",
+                        "param": None,
+                        "code": "internal_error",
+                    }
+                }
+            )
             if not isinstance(exc, APIError):
                 log.exception("streaming transcription failed")
             yield _event({"type": "error", **body})
@@ -163,13 +200,23 @@ def build_app(settings: ASRSettings | None = None, engine: Any = None) -> FastAP
 
     responses = {**transcription_responses(), **ERROR_RESPONSES}
 
-    @app.post("/v1/audio/transcriptions", tags=["audio"], summary="Transcribe audio", openapi_extra=transcription_form(),
-              responses=responses)
+    @app.post(
+        "/v1/audio/transcriptions",
+        tags=["audio"],
+        summary="Transcribe audio",
+        openapi_extra=transcription_form(),
+        responses=responses,
+    )
     async def transcriptions(request: Request) -> Response:
         return await handle(request, "transcribe")
 
-    @app.post("/v1/audio/translations", tags=["audio"], summary="Translate audio into English",
-              openapi_extra=transcription_form(translation=True), responses=responses)
+    @app.post(
+        "/v1/audio/translations",
+        tags=["audio"],
+        summary="Translate audio into English",
+        openapi_extra=transcription_form(translation=True),
+        responses=responses,
+    )
     async def translations(request: Request) -> Response:
         return await handle(request, "translate")
 
@@ -190,7 +237,12 @@ def build_app(settings: ASRSettings | None = None, engine: Any = None) -> FastAP
 
     @app.get("/", include_in_schema=False)
     async def root() -> dict[str, Any]:
-        return {"name": "vibevoice-api ASR service", "model": settings.asr_model_id, "state": holder.state, "docs": "/docs"}
+        return {
+            "name": "vibevoice-api ASR service",
+            "model": settings.asr_model_id,
+            "state": holder.state,
+            "docs": "/docs",
+        }
 
     install_openapi(app)
     return app
@@ -217,8 +269,13 @@ def render(params: TranscriptionParams, segs: list[tx.Seg], duration: float, set
     if fmt == "verbose_json":
         words = "word" in params.granularities
         body = tx.to_verbose(
-            segs, duration=duration, language=params.language, task=params.task, temperature=params.temperature,
-            words=words, include_segments="segment" in params.granularities or not words,
+            segs,
+            duration=duration,
+            language=params.language,
+            task=params.task,
+            temperature=params.temperature,
+            words=words,
+            include_segments="segment" in params.granularities or not words,
         ).model_dump(exclude_none=True)
         headers = {"x-vibevoice-word-timestamps": "approximate"} if words else None
         return JSONResponse(body, headers=headers)

@@ -16,7 +16,6 @@ from typing import IO, Any
 
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
-
 from vibevoice_api.shared.audio import RawPCM, raw_pcm_from_content_type
 from vibevoice_api.shared.errors import InvalidRequestError, ModelNotFoundError, UnsupportedMediaError
 from vibevoice_api.shared.languages import normalize_language
@@ -58,7 +57,9 @@ def _bool(value: Any, param: str) -> bool:
         return True
     if v in ("false", "0", "no", "off", ""):
         return False
-    raise InvalidRequestError(f"Invalid value for '{param}': expected true or false.", param=param, code="invalid_value")
+    raise InvalidRequestError(
+        f"Invalid value for '{param}': expected true or false.", param=param, code="invalid_value"
+    )
 
 
 def _temperature(value: Any) -> float:
@@ -67,9 +68,13 @@ def _temperature(value: Any) -> float:
     try:
         t = float(value)
     except (TypeError, ValueError) as exc:
-        raise InvalidRequestError("'temperature' must be a number between 0 and 1.", param="temperature", code="invalid_value") from exc
+        raise InvalidRequestError(
+            "'temperature' must be a number between 0 and 1.", param="temperature", code="invalid_value"
+        ) from exc
     if not math.isfinite(t) or not 0.0 <= t <= 1.0:
-        raise InvalidRequestError(f"'temperature' must be between 0 and 1 (got {value}).", param="temperature", code="invalid_value")
+        raise InvalidRequestError(
+            f"'temperature' must be between 0 and 1 (got {value}).", param="temperature", code="invalid_value"
+        )
     return t
 
 
@@ -79,7 +84,9 @@ def _text(value: Any, param: str, max_chars: int) -> str | None:
     if not isinstance(value, str):
         raise InvalidRequestError(f"'{param}' must be a string.", param=param, code="invalid_type")
     if len(value) > max_chars:
-        raise InvalidRequestError(f"'{param}' is longer than {max_chars} characters.", param=param, code="string_above_max_length")
+        raise InvalidRequestError(
+            f"'{param}' is longer than {max_chars} characters.", param=param, code="string_above_max_length"
+        )
     value = value.replace("\x00", "").strip()
     return value or None
 
@@ -98,10 +105,12 @@ def _common(
     get: Any, getlist: Any, task: str, accepted_models: set[str], default_model: str, word_mode: str
 ) -> TranscriptionParams:
     formats = TRANSCRIPTION_FORMATS if task == "transcribe" else TRANSLATION_FORMATS
-    fmt = (get("response_format") or "json")
+    fmt = get("response_format") or "json"
     if not isinstance(fmt, str) or fmt.strip().lower() not in formats:
         raise InvalidRequestError(
-            f"Invalid 'response_format' {fmt!r}: use one of {', '.join(formats)}.", param="response_format", code="invalid_value"
+            f"Invalid 'response_format' {fmt!r}: use one of {', '.join(formats)}.",
+            param="response_format",
+            code="invalid_value",
         )
     fmt = fmt.strip().lower()
     language_raw = get("language") if task == "transcribe" else None
@@ -112,26 +121,33 @@ def _common(
         language = normalize_language(language_raw)
         if language is None:
             raise InvalidRequestError(
-                f"Unsupported language {language_raw!r}: use an ISO-639-1 code such as en, de, ko.", param="language",
+                f"Unsupported language {language_raw!r}: use an ISO-639-1 code such as en, de, ko.",
+                param="language",
                 code="unsupported_language",
             )
-    grans = [g for g in getlist("timestamp_granularities[]") + getlist("timestamp_granularities") if g not in (None, "")]
+    grans = [
+        g for g in getlist("timestamp_granularities[]") + getlist("timestamp_granularities") if g not in (None, "")
+    ]
     flat: list[str] = []
     for g in grans:
         flat.extend(g if isinstance(g, list) else [g])
     for g in flat:
         if g not in GRANULARITIES:
             raise InvalidRequestError(
-                f"Invalid timestamp granularity {g!r}: use segment or word.", param="timestamp_granularities", code="invalid_value"
+                f"Invalid timestamp granularity {g!r}: use segment or word.",
+                param="timestamp_granularities",
+                code="invalid_value",
             )
     if flat and fmt != "verbose_json":
         raise InvalidRequestError(
-            "timestamp_granularities requires response_format=verbose_json.", param="timestamp_granularities",
+            "timestamp_granularities requires response_format=verbose_json.",
+            param="timestamp_granularities",
             code="invalid_value",
         )
     if "word" in flat and word_mode == "error":
         raise InvalidRequestError(
-            "Word timestamps are not available: VibeVoice-ASR times segments, not words.", param="timestamp_granularities",
+            "Word timestamps are not available: VibeVoice-ASR times segments, not words.",
+            param="timestamp_granularities",
             code="unsupported_value",
         )
     chunking = get("chunking_strategy")
@@ -139,9 +155,13 @@ def _common(
         try:
             obj = json.loads(chunking) if isinstance(chunking, str) else chunking
         except ValueError as exc:
-            raise InvalidRequestError("'chunking_strategy' must be 'auto' or a JSON object.", param="chunking_strategy") from exc
+            raise InvalidRequestError(
+                "'chunking_strategy' must be 'auto' or a JSON object.", param="chunking_strategy"
+            ) from exc
         if not isinstance(obj, dict) or obj.get("type") not in ("server_vad", "auto", None):
-            raise InvalidRequestError("'chunking_strategy' must be 'auto' or {\"type\": \"server_vad\", ...}.", param="chunking_strategy")
+            raise InvalidRequestError(
+                "'chunking_strategy' must be 'auto' or {\"type\": \"server_vad\", ...}.", param="chunking_strategy"
+            )
     return TranscriptionParams(
         task=task,
         model=check_model(get("model"), accepted_models, default_model),
@@ -177,8 +197,11 @@ async def parse_request(
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
             await form.close()
-            raise InvalidRequestError("Missing required parameter: 'file' (the audio to transcribe).", param="file",
-                                      code="missing_required_parameter")
+            raise InvalidRequestError(
+                "Missing required parameter: 'file' (the audio to transcribe).",
+                param="file",
+                code="missing_required_parameter",
+            )
         params.audio = upload.file
         params.raw = _raw_for(upload)
         params.filename = upload.filename
@@ -213,7 +236,9 @@ async def parse_request(
         try:
             raw_bytes = base64.b64decode(req.input_audio.data, validate=True)
         except (binascii.Error, ValueError) as exc:
-            raise InvalidRequestError("'input_audio.data' is not valid base64.", param="input_audio.data", code="invalid_base64") from exc
+            raise InvalidRequestError(
+                "'input_audio.data' is not valid base64.", param="input_audio.data", code="invalid_base64"
+            ) from exc
         spool = tempfile.SpooledTemporaryFile(max_size=1 << 20)  # noqa: SIM115 - closed by params.close()
         spool.write(raw_bytes)
         spool.seek(0)

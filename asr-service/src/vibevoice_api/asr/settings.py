@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field
-
 from vibevoice_api.shared.model_settings import ModelServiceSettings
 
 
 class ASRSettings(ModelServiceSettings):
     asr_model_id: str = Field("vibevoice-asr", description="Model id served on /v1/models.")
-    asr_model_subdir: str = Field("VibeVoice-ASR", description="Folder under VIBEVOICE_MODEL_DIR holding the checkpoint.")
+    asr_model_subdir: str = Field(
+        "VibeVoice-ASR", description="Folder under VIBEVOICE_MODEL_DIR holding the checkpoint."
+    )
     asr_hf_repo: str = Field("microsoft/VibeVoice-ASR-HF", description="Hub repo downloaded when the folder is empty.")
     asr_aliases: str = Field(
         "whisper-1,gpt-4o-transcribe,gpt-4o-mini-transcribe,gpt-4o-transcribe-diarize",
@@ -25,7 +26,8 @@ class ASRSettings(ModelServiceSettings):
     asr_max_audio_seconds: float = Field(4 * 3600.0, gt=0, description="Longest accepted upload (400 beyond).")
     asr_subtitle_speakers: bool = Field(False, description="Prefix srt/vtt cues with speaker labels.")
     asr_word_timestamps: str = Field(
-        "approximate", pattern="^(approximate|error)$",
+        "approximate",
+        pattern="^(approximate|error)$",
         description="timestamp_granularities[]=word: approximate (spread over each segment) or error (400).",
     )
     max_upload_mb: float = Field(2048.0, gt=0, description="Largest accepted upload, in MiB.")

@@ -38,7 +38,9 @@ def has_weights(folder: Path) -> bool:
     return (folder / "config.json").is_file() and any(folder.glob("*.safetensors"))
 
 
-def ensure_snapshot(folder: Path, repo_id: str, *, allow_download: bool, what: str, patterns: list[str] | None = None) -> None:
+def ensure_snapshot(
+    folder: Path, repo_id: str, *, allow_download: bool, what: str, patterns: list[str] | None = None
+) -> None:
     """Make sure ``folder`` holds ``repo_id``'s files; download them if allowed, else explain."""
     if has_weights(folder) and patterns is None:
         return
@@ -86,7 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--asr", action="store_true", help="VibeVoice-ASR (transformers layout, ~17 GB)")
     parser.add_argument("--asr-repo", default=os.environ.get("VIBEVOICE_ASR_HF_REPO", "microsoft/VibeVoice-ASR-HF"))
     parser.add_argument("--tts", action="store_true", help="VibeVoice-Realtime-0.5B + Qwen2.5 tokenizer (~2 GB)")
-    parser.add_argument("--tts-repo", default=os.environ.get("VIBEVOICE_TTS_HF_REPO", "microsoft/VibeVoice-Realtime-0.5B"))
+    parser.add_argument(
+        "--tts-repo", default=os.environ.get("VIBEVOICE_TTS_HF_REPO", "microsoft/VibeVoice-Realtime-0.5B")
+    )
     parser.add_argument("--tokenizer-repo", default=os.environ.get("VIBEVOICE_TTS_TOKENIZER_REPO", "Qwen/Qwen2.5-0.5B"))
     parser.add_argument("--voices", nargs="*", default=None, help="voice presets (default: the English ones)")
     args = parser.parse_args(argv)
@@ -99,7 +103,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             tts_dir = args.model_dir / "VibeVoice-Realtime-0.5B"
             ensure_snapshot(tts_dir, args.tts_repo, allow_download=True, what="VibeVoice-Realtime-0.5B")
             ensure_snapshot(
-                tts_dir / "tokenizer", args.tokenizer_repo, allow_download=True, what="Qwen2.5 tokenizer",
+                tts_dir / "tokenizer",
+                args.tokenizer_repo,
+                allow_download=True,
+                what="Qwen2.5 tokenizer",
                 patterns=TOKENIZER_FILES,
             )
         if args.voices is not None or args.tts or everything:

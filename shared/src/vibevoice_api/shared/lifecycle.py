@@ -41,9 +41,11 @@ class ModelHolder(Generic[T]):
                 self.state = "ready"
                 self.ready_at = time.monotonic()
                 log.info("%s ready after %.1f s", self.name, self.ready_at - self.started_at)
-            except Exception as exc:  # noqa: BLE001 - reported through /ready and 503s
+            except Exception as exc:
                 self.state = "failed"
-                self.error = f"{type(exc).__name__}: {exc}" if not getattr(exc, "user_message", None) else exc.user_message
+                self.error = (
+                    f"{type(exc).__name__}: {exc}" if not getattr(exc, "user_message", None) else exc.user_message
+                )
                 log.error("%s failed to load: %s", self.name, self.error, exc_info=not _is_clear(exc))
 
         self._thread = threading.Thread(target=run, name=f"load-{self.name}", daemon=True)

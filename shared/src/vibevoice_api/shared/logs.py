@@ -33,7 +33,7 @@ class JsonFormatter(logging.Formatter):
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         rid = request_id_var.get()
-        when = self.formatTime(record, '%H:%M:%S')
+        when = self.formatTime(record, "%H:%M:%S")
         base = f"{when} {record.levelname:<7} {record.name} [{rid}] {record.getMessage()}"
         extra = getattr(record, "fields", None)
         if isinstance(extra, dict) and extra:

@@ -23,7 +23,8 @@ class ModelServiceSettings(CommonSettings):
         "auto", description="auto = flash_attention_2 when installed on a GPU, else sdpa."
     )
     auto_download: bool = Field(
-        True, description="Download the model from the Hugging Face hub when its folder is empty (unless HF_HUB_OFFLINE=1)."
+        True,
+        description="Download the model from the Hugging Face hub when its folder is empty (unless HF_HUB_OFFLINE=1).",
     )
     warmup: bool = Field(True, description="Run one tiny request at start-up before reporting ready.")
     max_concurrency: int = Field(4, ge=1, le=256, description="Requests worked on at once (batched or interleaved).")

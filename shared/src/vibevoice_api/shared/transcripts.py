@@ -43,8 +43,12 @@ def clean_text(text: str) -> str:
     return _BLANK_LINES.sub("\n", text).strip()
 
 
+MAX_SECONDS = 1e7  # ~115 days: anything larger is a model glitch, not a timestamp
+
+
 def _finite(x: float) -> float:
-    return x if isinstance(x, (int, float)) and math.isfinite(x) and x > 0 else 0.0
+    """A usable timestamp: finite, non-negative, bounded."""
+    return min(float(x), MAX_SECONDS) if isinstance(x, (int, float)) and math.isfinite(x) and x > 0 else 0.0
 
 
 def normalize(segments: Sequence[Seg], duration: float | None = None) -> list[Seg]:

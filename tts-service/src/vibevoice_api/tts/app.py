@@ -13,7 +13,6 @@ from typing import Any
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import Response, StreamingResponse
 from prometheus_client import Counter, Gauge, Histogram
-
 from vibevoice_api.shared.app import create_app
 from vibevoice_api.shared.audio import content_type
 from vibevoice_api.shared.cancel import until_disconnect
@@ -28,11 +27,13 @@ from .speech import SpeechJob, b64, check_model, check_text, choose_voice, encod
 log = logging.getLogger("vibevoice_api.tts")
 
 FIRST_AUDIO = Histogram(
-    "vibevoice_tts_time_to_first_audio_seconds", "Request start to first encoded audio bytes",
+    "vibevoice_tts_time_to_first_audio_seconds",
+    "Request start to first encoded audio bytes",
     buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30),
 )
 RTF = Histogram(
-    "vibevoice_tts_real_time_factor", "Generation time / audio duration per request",
+    "vibevoice_tts_real_time_factor",
+    "Generation time / audio duration per request",
     buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 5, 10),
 )
 ACTIVE = Gauge("vibevoice_tts_active_streams", "Speech streams being generated")
@@ -50,8 +51,11 @@ def load_engine(settings: TTSSettings) -> Any:
     ensure_snapshot(path, settings.tts_hf_repo, allow_download=settings.auto_download, what="VibeVoice-Realtime-0.5B")
     if not any((path / f).is_file() for f in ("tokenizer.json", "vocab.json")):
         ensure_snapshot(
-            path / "tokenizer", settings.tts_tokenizer_repo, allow_download=settings.auto_download,
-            what="Qwen2.5 tokenizer", patterns=TOKENIZER_FILES,
+            path / "tokenizer",
+            settings.tts_tokenizer_repo,
+            allow_download=settings.auto_download,
+            what="Qwen2.5 tokenizer",
+            patterns=TOKENIZER_FILES,
         )
     cfg = EngineConfig(
         model_dir=path,
@@ -100,7 +104,9 @@ def build_app(settings: TTSSettings | None = None, engine: Any = None) -> FastAP
         QUEUE_DEPTH.set(stats.get("queue_depth", 0))
 
     @app.post(
-        "/v1/audio/speech", tags=["audio"], summary="Create speech",
+        "/v1/audio/speech",
+        tags=["audio"],
+        summary="Create speech",
         responses={200: AUDIO_RESPONSE, **ERROR_RESPONSES},
     )
     async def speech(req: SpeechRequest, request: Request) -> Response:
@@ -108,8 +114,12 @@ def build_app(settings: TTSSettings | None = None, engine: Any = None) -> FastAP
         eng = holder.require()
         check_model(req.model, settings)
         text = check_text(req.input, settings)
-        job = SpeechJob(text=text, voice_id=choose_voice(eng, req.voice_name, settings),
-                        response_format=req.response_format, speed=req.speed)
+        job = SpeechJob(
+            text=text,
+            voice_id=choose_voice(eng, req.voice_name, settings),
+            response_format=req.response_format,
+            speed=req.speed,
+        )
         chunks = encoded_chunks(eng, job)
         ACTIVE.inc()
         gauges(eng)
@@ -129,11 +139,14 @@ def build_app(settings: TTSSettings | None = None, engine: Any = None) -> FastAP
             body = _sse(first, chunks, started, text, eng, job)
             return StreamingResponse(body, media_type="text/event-stream", headers={"cache-control": "no-cache"})
         return StreamingResponse(
-            _audio(first, chunks, started, eng, job), media_type=content_type(job.response_format, eng.sample_rate),
+            _audio(first, chunks, started, eng, job),
+            media_type=content_type(job.response_format, eng.sample_rate),
             headers={"x-vibevoice-voice": job.voice_id},
         )
 
-    async def _audio(first: bytes, chunks: AsyncIterator[bytes], started: float, eng: Any, job: SpeechJob) -> AsyncIterator[bytes]:
+    async def _audio(
+        first: bytes, chunks: AsyncIterator[bytes], started: float, eng: Any, job: SpeechJob
+    ) -> AsyncIterator[bytes]:
         produced = 0
         try:
             if first:
@@ -147,7 +160,9 @@ def build_app(settings: TTSSettings | None = None, engine: Any = None) -> FastAP
             gauges(eng)
             await chunks.aclose()  # type: ignore[attr-defined]
 
-    async def _sse(first: bytes, chunks: AsyncIterator[bytes], started: float, text: str, eng: Any, job: SpeechJob) -> AsyncIterator[bytes]:
+    async def _sse(
+        first: bytes, chunks: AsyncIterator[bytes], started: float, text: str, eng: Any, job: SpeechJob
+    ) -> AsyncIterator[bytes]:
         total = 0
         try:
             if first:
@@ -159,14 +174,31 @@ def build_app(settings: TTSSettings | None = None, engine: Any = None) -> FastAP
             seconds = _account(started, eng, job)
             out_tokens = int(round(seconds * 7.5))  # speech latents: 7.5 per second of audio
             in_tokens = _count_tokens(eng, text)
-            yield _event({"type": "speech.audio.done",
-                          "usage": {"input_tokens": in_tokens, "output_tokens": out_tokens, "total_tokens": in_tokens + out_tokens}})
+            yield _event(
+                {
+                    "type": "speech.audio.done",
+                    "usage": {
+                        "input_tokens": in_tokens,
+                        "output_tokens": out_tokens,
+                        "total_tokens": in_tokens + out_tokens,
+                    },
+                }
+            )
         except APIError as exc:
             yield _event({"type": "error", **exc.body()})
-        except Exception:  # noqa: BLE001 - headers are gone: report in-band
+        except Exception:
             log.exception("speech stream failed")
-            yield _event({"type": "error", "error": {"message": "Speech generation failed.", "type": "server_error",
-                                                      "param": None, "code": "internal_error"}})
+            yield _event(
+                {
+                    "type": "error",
+                    "error": {
+                        "message": "Speech generation failed.",
+                        "type": "server_error",
+                        "param": None,
+                        "code": "internal_error",
+                    },
+                }
+            )
         finally:
             ACTIVE.dec()
             gauges(eng)
@@ -179,12 +211,16 @@ def build_app(settings: TTSSettings | None = None, engine: Any = None) -> FastAP
             RTF.observe((time.perf_counter() - started) / seconds)
         return seconds
 
-    @app.get("/v1/audio/voices", tags=["discovery"], response_model=VoiceList, summary="Voice presets (Open WebUI's shape)")
+    @app.get(
+        "/v1/audio/voices", tags=["discovery"], response_model=VoiceList, summary="Voice presets (Open WebUI's shape)"
+    )
     async def voices() -> dict[str, Any]:
         eng = holder.require()
-        return {"voices": [
-            {"id": v.id, "name": v.name, "language": v.language, "gender": v.gender} for v in eng.list_voices()
-        ]}
+        return {
+            "voices": [
+                {"id": v.id, "name": v.name, "language": v.language, "gender": v.gender} for v in eng.list_voices()
+            ]
+        }
 
     @app.get("/v1/models", tags=["discovery"], response_model=ModelList)
     async def models() -> dict[str, Any]:
@@ -201,7 +237,12 @@ def build_app(settings: TTSSettings | None = None, engine: Any = None) -> FastAP
 
     @app.get("/", include_in_schema=False)
     async def root() -> dict[str, Any]:
-        return {"name": "vibevoice-api TTS service", "model": settings.tts_model_id, "state": holder.state, "docs": "/docs"}
+        return {
+            "name": "vibevoice-api TTS service",
+            "model": settings.tts_model_id,
+            "state": holder.state,
+            "docs": "/docs",
+        }
 
     if settings.tts_realtime_enabled:
         from .realtime import RealtimeSession

@@ -21,7 +21,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         sys.exit(voices_main(["convert", *argv[1:]]))
     parser = serve_parser("vibevoice-tts", 8082, "VibeVoice-Realtime-0.5B behind the OpenAI speech API.")
-    parser.epilog = "Subcommands: `vibevoice-tts synthesize --help`, `vibevoice-tts convert-voice IN.pt OUT.safetensors`."
+    parser.epilog = (
+        "Subcommands: `vibevoice-tts synthesize --help`, `vibevoice-tts convert-voice IN.pt OUT.safetensors`."
+    )
     args = parser.parse_args(argv)
     settings = TTSSettings()
     if args.log_level:

@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
-
 from vibevoice_api.shared.audio import StreamingTempo, to_pcm16
 from vibevoice_api.shared.errors import APIError, InvalidRequestError
 from vibevoice_api.shared.lifecycle import ModelHolder
@@ -54,10 +53,21 @@ class RealtimeSession:
             if self.ws.application_state == WebSocketState.CONNECTED:
                 await self.ws.send_text(json.dumps(event))
 
-    async def error(self, message: str, *, code: str | None = None, param: str | None = None,
-                    type_: str = "invalid_request_error", event_id: str | None = None) -> None:
-        await self.send({"type": "error", "error": {"type": type_, "code": code, "message": message, "param": param,
-                                                    "event_id": event_id}})
+    async def error(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        type_: str = "invalid_request_error",
+        event_id: str | None = None,
+    ) -> None:
+        await self.send(
+            {
+                "type": "error",
+                "error": {"type": type_, "code": code, "message": message, "param": param, "event_id": event_id},
+            }
+        )
 
     def session_obj(self) -> dict[str, Any]:
         return {
@@ -66,7 +76,9 @@ class RealtimeSession:
             "type": "realtime",
             "model": self.settings.tts_model_id,
             "output_modalities": ["audio"],
-            "audio": {"output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": self.voice, "speed": self.speed}},
+            "audio": {
+                "output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": self.voice, "speed": self.speed}
+            },
         }
 
     async def run(self) -> None:
@@ -108,20 +120,33 @@ class RealtimeSession:
         elif kind == "conversation.item.create":
             text = _text_of_item(event.get("item") or {})
             if text is None:
-                await self.error("Only message items with input_text content are supported.", code="unsupported_item",
-                                 event_id=eid)
+                await self.error(
+                    "Only message items with input_text content are supported.", code="unsupported_item", event_id=eid
+                )
                 return
             item_id = (event.get("item") or {}).get("id") or _id("item")
             self.items.append(text)
-            await self.send({"type": "conversation.item.created", "item": {"id": item_id, "type": "message", "role": "user",
-                                                                           "content": [{"type": "input_text", "text": text}]}})
+            await self.send(
+                {
+                    "type": "conversation.item.created",
+                    "item": {
+                        "id": item_id,
+                        "type": "message",
+                        "role": "user",
+                        "content": [{"type": "input_text", "text": text}],
+                    },
+                }
+            )
         elif kind == "response.create":
             await self.create_response(event.get("response") or {}, eid)
         elif kind == "response.cancel":
             await self.cancel_current()
         elif kind in ("input_audio_buffer.append", "input_audio_buffer.commit", "input_audio_buffer.clear"):
-            await self.error("This server does text-to-speech only; audio input is not supported.",
-                             code="unsupported_event", event_id=eid)
+            await self.error(
+                "This server does text-to-speech only; audio input is not supported.",
+                code="unsupported_event",
+                event_id=eid,
+            )
         else:
             await self.error(f"Unsupported event type {kind!r}.", code="unsupported_event", event_id=eid)
 
@@ -132,9 +157,13 @@ class RealtimeSession:
         try:
             if isinstance(fmt, dict):
                 if fmt.get("type") not in (None, "audio/pcm") or int(fmt.get("rate", 24000)) != 24000:
-                    raise InvalidRequestError("Only audio/pcm at 24000 Hz is offered.", param="session.audio.output.format")
+                    raise InvalidRequestError(
+                        "Only audio/pcm at 24000 Hz is offered.", param="session.audio.output.format"
+                    )
             elif fmt not in (None, "pcm16", "audio/pcm"):
-                raise InvalidRequestError("Only pcm16 (audio/pcm, 24 kHz) output is offered.", param="session.output_audio_format")
+                raise InvalidRequestError(
+                    "Only pcm16 (audio/pcm, 24 kHz) output is offered.", param="session.output_audio_format"
+                )
             speed = output.get("speed", session.get("speed"))
             if speed is not None:
                 speed = float(speed)
@@ -153,10 +182,13 @@ class RealtimeSession:
 
     async def create_response(self, response: dict[str, Any], eid: str | None) -> None:
         if self.current is not None and not self.current.done():
-            await self.error("A response is already in progress.", code="conversation_already_has_active_response",
-                             event_id=eid)
+            await self.error(
+                "A response is already in progress.", code="conversation_already_has_active_response", event_id=eid
+            )
             return
-        texts = [t for t in (_text_of_item(i) for i in response.get("input") or []) if t] if response.get("input") else []
+        texts = (
+            [t for t in (_text_of_item(i) for i in response.get("input") or []) if t] if response.get("input") else []
+        )
         if not texts:
             texts, self.items = self.items, []
         try:
@@ -173,8 +205,12 @@ class RealtimeSession:
 
     async def speak(self, rid: str, text: str, voice: str) -> None:
         item_id = _id("item")
-        await self.send({"type": "response.created", "response": {"id": rid, "object": "realtime.response", "status": "in_progress",
-                                                                   "output": []}})
+        await self.send(
+            {
+                "type": "response.created",
+                "response": {"id": rid, "object": "realtime.response", "status": "in_progress", "output": []},
+            }
+        )
         status = "completed"
         engine = self.holder.require()
         tempo = StreamingTempo(self.speed, engine.sample_rate)
@@ -183,29 +219,53 @@ class RealtimeSession:
             async for pcm in stream:
                 data = to_pcm16(tempo.feed(np.asarray(pcm, dtype=np.float32)))
                 if data:
-                    await self.send({"type": "response.output_audio.delta", "response_id": rid, "item_id": item_id,
-                                     "output_index": 0, "content_index": 0, "delta": b64(data)})
+                    await self.send(
+                        {
+                            "type": "response.output_audio.delta",
+                            "response_id": rid,
+                            "item_id": item_id,
+                            "output_index": 0,
+                            "content_index": 0,
+                            "delta": b64(data),
+                        }
+                    )
             tail = to_pcm16(tempo.close())
             if tail:
-                await self.send({"type": "response.output_audio.delta", "response_id": rid, "item_id": item_id,
-                                 "output_index": 0, "content_index": 0, "delta": b64(tail)})
-            await self.send({"type": "response.output_audio.done", "response_id": rid, "item_id": item_id,
-                             "output_index": 0, "content_index": 0})
+                await self.send(
+                    {
+                        "type": "response.output_audio.delta",
+                        "response_id": rid,
+                        "item_id": item_id,
+                        "output_index": 0,
+                        "content_index": 0,
+                        "delta": b64(tail),
+                    }
+                )
+            await self.send(
+                {
+                    "type": "response.output_audio.done",
+                    "response_id": rid,
+                    "item_id": item_id,
+                    "output_index": 0,
+                    "content_index": 0,
+                }
+            )
         except asyncio.CancelledError:
             status = "cancelled"
             raise
         except APIError as exc:
             status = "failed"
             await self.error(exc.message, code=exc.code, type_=exc.error_type)
-        except Exception:  # noqa: BLE001 - reported in-band
+        except Exception:
             status = "failed"
             log.exception("realtime response failed")
             await self.error("Speech generation failed.", code="internal_error", type_="server_error")
         finally:
             await stream.aclose()
             with contextlib.suppress(Exception):
-                await self.send({"type": "response.done", "response": {"id": rid, "object": "realtime.response",
-                                                                       "status": status}})
+                await self.send(
+                    {"type": "response.done", "response": {"id": rid, "object": "realtime.response", "status": status}}
+                )
 
     async def cancel_current(self) -> None:
         task = self.current
@@ -219,6 +279,10 @@ class RealtimeSession:
 def _text_of_item(item: Any) -> str | None:
     if not isinstance(item, dict) or item.get("type", "message") != "message":
         return None
-    parts = [c.get("text") for c in item.get("content") or [] if isinstance(c, dict) and c.get("type") in ("input_text", "text")]
+    parts = [
+        c.get("text")
+        for c in item.get("content") or []
+        if isinstance(c, dict) and c.get("type") in ("input_text", "text")
+    ]
     parts = [p for p in parts if isinstance(p, str)]
     return " ".join(parts) if parts else None

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
-
 from vibevoice_api.shared.model_settings import ModelServiceSettings
 
 #: OpenAI voice names → VibeVoice presets (documented in README; override with VIBEVOICE_TTS_VOICE_MAP).

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
 from vibevoice_api.shared.audio import StreamingEncoder, StreamingTempo
 from vibevoice_api.shared.errors import InvalidRequestError, ModelNotFoundError
 
