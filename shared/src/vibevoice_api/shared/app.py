@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from .errors import install_error_handlers
 from .metrics import metrics_endpoint
-from .middleware import APIKeyMiddleware, BodyLimitMiddleware, RequestContextMiddleware
+from .middleware import AdmissionMiddleware, APIKeyMiddleware, BodyLimitMiddleware, RequestContextMiddleware
 from .settings import CommonSettings
 
 ReadinessProbe = Callable[[], "tuple[bool, dict[str, Any]]"]
@@ -26,10 +26,12 @@ def create_app(
     description: str = "",
     version: str = "0.1.0",
     lifespan: Any = None,
+    admission: tuple[int, tuple[str, ...]] | None = None,
 ) -> FastAPI:
     """Build an app with the behaviour every vibevoice-api process shares.
 
     ``readiness`` returns ``(ready, details)``; ``/ready`` answers 200 or 503 from it.
+    ``admission`` = (limit, paths): more than ``limit`` requests in progress on ``paths`` get 429.
     """
     app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
     app.state.settings = settings
@@ -52,6 +54,8 @@ def create_app(
     # Order: the last added runs first. Context (request id, metrics) wraps everything, then CORS,
     # then auth, then the body limit closest to the app.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes, service=service)
+    if admission is not None:
+        app.add_middleware(AdmissionMiddleware, limit=admission[0], paths=admission[1], service=service)
     app.add_middleware(
         APIKeyMiddleware,
         keys=settings.api_keys,

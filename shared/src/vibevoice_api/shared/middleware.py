@@ -209,3 +209,38 @@ class APIKeyMiddleware:
             await send({"type": "websocket.close", "code": 1008, "reason": "invalid api key"})
             return
         await _send_error(send, err)
+
+
+class AdmissionMiddleware:
+    """Bound the requests a service accepts on its heavy paths; past the bound, 429 at once.
+
+    Checked before the body is read, so a flood of uploads is refused without touching disk. The
+    engines keep their own (smaller) queues; this is the outer wall.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, paths: tuple[str, ...], service: str, retry_after: float = 2) -> None:
+        self.app = app
+        self.limit = limit
+        self.paths = paths
+        self.service = service
+        self.retry_after = retry_after
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") != "POST" or scope.get("path") not in self.paths:
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.limit:
+            from .errors import RateLimitError
+
+            HTTP_REJECTED.labels(self.service, "busy").inc()
+            await _send_error(send, RateLimitError(
+                f"The server is at capacity ({self.limit} requests in progress); retry after a moment.",
+                retry_after=self.retry_after,
+            ))
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1

@@ -92,6 +92,7 @@ def build_app(settings: TTSSettings | None = None, engine: Any = None) -> FastAP
         settings=settings,
         readiness=holder.readiness,
         lifespan=lifespan,
+        admission=(settings.max_concurrency + settings.max_queue, ("/v1/audio/speech",)),
         description="VibeVoice-Realtime-0.5B behind the OpenAI speech API, streaming.",
     )
     app.state.holder = holder
