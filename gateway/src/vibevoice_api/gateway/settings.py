@@ -49,6 +49,7 @@ class GatewaySettings(CommonSettings):
     discovery_timeout: float = Field(3.0, gt=0, description="Seconds for /v1/models and /ready fan-out calls.")
     max_json_mb: float = Field(64.0, gt=0, description="Largest JSON body (speech requests, base64 audio).")
     pool_size: int = Field(100, ge=1, description="Keep-alive connections per service.")
+    max_upload_mb: float = Field(2048.0, gt=0, description="Largest accepted request body, in MiB (413 beyond).")
     strict_models: bool = Field(True, description="Unknown model names get 404 (false: route by path only).")
 
     @field_validator("backends", mode="before")

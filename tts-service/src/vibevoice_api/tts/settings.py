@@ -42,6 +42,7 @@ class TTSSettings(ModelServiceSettings):
     tts_max_input_chars: int = Field(4096, ge=1, le=1_000_000, description="Longest accepted input text.")
     tts_cfg_scale: float = Field(1.5, gt=0, le=10, description="Classifier-free guidance scale.")
     tts_steps: int = Field(5, ge=1, le=100, description="Diffusion steps per speech latent.")
+    max_upload_mb: float = Field(8.0, gt=0, description="Largest accepted request body, in MiB.")
     tts_realtime_enabled: bool = Field(True, description="Serve the /v1/realtime WebSocket.")
 
     @field_validator("tts_voice_map", mode="before")
