@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "shared" / "src"))
-from vibevoice_api.shared.audio import OUTPUT_FORMATS, decode_audio, encode_audio, to_pcm16  # noqa: E402
+from vibevoice_api.shared.audio import OUTPUT_FORMATS, decode_audio, encode_audio, to_pcm16
 
 FFMPEG = shutil.which("ffmpeg")
 CLI_ENC = {
@@ -53,17 +53,40 @@ def main() -> None:
         cli = [FFMPEG, "-v", "error", "-f", "s16le", "-ar", str(sr), "-ac", "1", "-i", "-", *CLI_ENC[fmt], "-"]
         ours = timed(lambda fmt=fmt: encode_audio(x, fmt, sr))
         theirs = timed(lambda cli=cli: subprocess.run(cli, input=pcm, capture_output=True, check=True))
-        out["encode_60s"][fmt] = {"pyav_ms": round(ours * 1000, 1), "ffmpeg_cli_ms": round(theirs * 1000, 1),
-                                  "ratio": round(ours / theirs, 3), "x_realtime": round(60 / ours)}
+        out["encode_60s"][fmt] = {
+            "pyav_ms": round(ours * 1000, 1),
+            "ffmpeg_cli_ms": round(theirs * 1000, 1),
+            "ratio": round(ours / theirs, 3),
+            "x_realtime": round(60 / ours),
+        }
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "long.mp3"
-        subprocess.run([FFMPEG, "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100:duration=600",
-                        "-ac", "2", "-c:a", "libmp3lame", str(src)], check=True)
+        subprocess.run(
+            [
+                FFMPEG,
+                "-v",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:sample_rate=44100:duration=600",
+                "-ac",
+                "2",
+                "-c:a",
+                "libmp3lame",
+                str(src),
+            ],
+            check=True,
+        )
         cli = [FFMPEG, "-v", "error", "-i", str(src), "-f", "f32le", "-ac", "1", "-ar", str(sr), "-"]
         ours = timed(lambda: decode_audio(src, sr), repeat=3)
         theirs = timed(lambda: subprocess.run(cli, capture_output=True, check=True), repeat=3)
-        out["decode_10min_mp3"] = {"pyav_ms": round(ours * 1000, 1), "ffmpeg_cli_ms": round(theirs * 1000, 1),
-                                   "ratio": round(ours / theirs, 3), "x_realtime": round(600 / ours)}
+        out["decode_10min_mp3"] = {
+            "pyav_ms": round(ours * 1000, 1),
+            "ffmpeg_cli_ms": round(theirs * 1000, 1),
+            "ratio": round(ours / theirs, 3),
+            "x_realtime": round(600 / ours),
+        }
     print(json.dumps(out, indent=2))
 
 

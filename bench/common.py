@@ -22,9 +22,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(args: list[str], env: dict[str, str] | None = None, ready: str | None = None, timeout: float = 120) -> subprocess.Popen:
-    proc = subprocess.Popen(args, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            cwd=ROOT)
+def start(
+    args: list[str], env: dict[str, str] | None = None, ready: str | None = None, timeout: float = 120
+) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        args, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT
+    )
     if ready:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -70,5 +73,11 @@ def pct(values: list[float], p: float) -> float:
 
 
 def summary(name: str, lat: list[float], wall: float) -> dict:
-    return {"name": name, "n": len(lat), "p50_ms": pct(lat, 50) * 1000, "p99_ms": pct(lat, 99) * 1000,
-            "rps": len(lat) / wall if wall else 0.0, "mean_ms": statistics.fmean(lat) * 1000 if lat else 0}
+    return {
+        "name": name,
+        "n": len(lat),
+        "p50_ms": pct(lat, 50) * 1000,
+        "p99_ms": pct(lat, 99) * 1000,
+        "rps": len(lat) / wall if wall else 0.0,
+        "mean_ms": statistics.fmean(lat) * 1000 if lat else 0,
+    }

@@ -12,8 +12,13 @@ app = FastAPI()
 
 @app.get("/v1/models")
 async def models() -> dict:
-    return {"object": "list", "data": [{"id": "vibevoice-realtime", "object": "model", "created": 0, "owned_by": "bench"},
-                                       {"id": "vibevoice-asr", "object": "model", "created": 0, "owned_by": "bench"}]}
+    return {
+        "object": "list",
+        "data": [
+            {"id": "vibevoice-realtime", "object": "model", "created": 0, "owned_by": "bench"},
+            {"id": "vibevoice-asr", "object": "model", "created": 0, "owned_by": "bench"},
+        ],
+    }
 
 
 @app.get("/ready")

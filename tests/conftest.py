@@ -32,8 +32,19 @@ def speech_wav(tmp_path_factory) -> Path:
     if espeak is None:
         pytest.fail("espeak-ng missing: run `make system-deps`")
     out = tmp_path_factory.mktemp("speech") / "hello.wav"
-    subprocess.run([espeak, "-v", "en-us", "-s", "160", "-w", str(out),
-                    "Hello, this is a short test of the speech recognition service."], check=True)
+    subprocess.run(
+        [
+            espeak,
+            "-v",
+            "en-us",
+            "-s",
+            "160",
+            "-w",
+            str(out),
+            "Hello, this is a short test of the speech recognition service.",
+        ],
+        check=True,
+    )
     return out
 
 
@@ -41,8 +52,9 @@ def speech_wav(tmp_path_factory) -> Path:
 def speech_webm(speech_wav: Path) -> Path:
     """The same phrase as a browser records it: webm/opus."""
     out = speech_wav.with_suffix(".webm")
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(speech_wav), "-c:a", "libopus", "-b:a", "32k", str(out)],
-                   check=True)
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-i", str(speech_wav), "-c:a", "libopus", "-b:a", "32k", str(out)], check=True
+    )
     return out
 
 

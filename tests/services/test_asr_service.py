@@ -25,8 +25,13 @@ VTT_TIME = re.compile(r"^\d{2}:\d{2}:\d{2}\.\d{3} --> \d{2}:\d{2}:\d{2}\.\d{3}$"
 def asr(tiny_models, tmp_path_factory):
     port = free_port()
     env = service_env(tiny_models, VIBEVOICE_ASR_MAX_BATCH_WAIT_MS="400", VIBEVOICE_ASR_MAX_BATCH_SIZE="4")
-    with running([str(BIN / "vibevoice-asr"), "--host", "127.0.0.1", "--port", str(port)], env,
-                 tmp_path_factory.mktemp("asr") / "asr.log", f"http://127.0.0.1:{port}/ready", timeout=240) as proc:
+    with running(
+        [str(BIN / "vibevoice-asr"), "--host", "127.0.0.1", "--port", str(port)],
+        env,
+        tmp_path_factory.mktemp("asr") / "asr.log",
+        f"http://127.0.0.1:{port}/ready",
+        timeout=240,
+    ) as proc:
         yield {"url": f"http://127.0.0.1:{port}", "proc": proc}
 
 
@@ -64,15 +69,21 @@ def test_srt_and_vtt_syntax(client, speech_wav):
 def test_verbose_json_and_diarized(client, speech_wav):
     duration = _duration(speech_wav)
     with open(speech_wav, "rb") as f:
-        v = client.audio.transcriptions.create(model="vibevoice-asr", file=f, response_format="verbose_json",
-                                               language="en", timestamp_granularities=["segment", "word"])
+        v = client.audio.transcriptions.create(
+            model="vibevoice-asr",
+            file=f,
+            response_format="verbose_json",
+            language="en",
+            timestamp_granularities=["segment", "word"],
+        )
     assert isinstance(v, TranscriptionVerbose)
     assert abs(v.duration - duration) < 0.05 and v.language == "english"
     assert v.segments and all(0 <= s.start <= s.end <= duration + 0.01 for s in v.segments)
     assert v.words is not None
     with open(speech_wav, "rb") as f:
-        raw = client.audio.transcriptions.with_raw_response.create(model="vibevoice-asr", file=f,
-                                                                   response_format="diarized_json")
+        raw = client.audio.transcriptions.with_raw_response.create(
+            model="vibevoice-asr", file=f, response_format="diarized_json"
+        )
     d = TranscriptionDiarized.model_validate(json.loads(raw.text))
     assert d.segments and all(re.fullmatch(r"[A-Z]+", s.speaker) for s in d.segments)
 
@@ -107,22 +118,34 @@ def test_open_webui_forms(asr, speech_webm):
             yield data[i : i + 4096]
 
     boundary = "owuiboundary"
-    body = [f'--{boundary}\r\nContent-Disposition: form-data; name="model"\r\n\r\nvibevoice-asr\r\n'.encode(),
-            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="0b6f.webm"\r\n'
-            "Content-Type: application/octet-stream\r\n\r\n".encode()]
+    body = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="model"\r\n\r\nvibevoice-asr\r\n'.encode(),
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="0b6f.webm"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n".encode(),
+    ]
 
     def gen():
         yield from body
         yield from chunks()
         yield f"\r\n--{boundary}--\r\n".encode()
 
-    r = httpx.post(asr["url"] + "/v1/audio/transcriptions", content=gen(),
-                   headers={"content-type": f"multipart/form-data; boundary={boundary}"}, timeout=120)
+    r = httpx.post(
+        asr["url"] + "/v1/audio/transcriptions",
+        content=gen(),
+        headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+        timeout=120,
+    )
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("application/json") and "text" in r.json()
-    r = httpx.post(asr["url"] + "/v1/audio/transcriptions", timeout=120,
-                   json={"model": "vibevoice-asr", "language": "en",
-                         "input_audio": {"data": base64.b64encode(data).decode(), "format": "webm"}})
+    r = httpx.post(
+        asr["url"] + "/v1/audio/transcriptions",
+        timeout=120,
+        json={
+            "model": "vibevoice-asr",
+            "language": "en",
+            "input_audio": {"data": base64.b64encode(data).decode(), "format": "webm"},
+        },
+    )
     assert r.status_code == 200, r.text
     assert "text" in r.json()
 
@@ -140,8 +163,12 @@ def test_open_webui_forms(asr, speech_webm):
     ],
 )
 def test_bad_fields_are_openai_400(asr, speech_wav, fields, param):
-    r = httpx.post(asr["url"] + "/v1/audio/transcriptions", files={"file": ("a.wav", speech_wav.read_bytes())},
-                   data={"model": "vibevoice-asr", **fields}, timeout=60)
+    r = httpx.post(
+        asr["url"] + "/v1/audio/transcriptions",
+        files={"file": ("a.wav", speech_wav.read_bytes())},
+        data={"model": "vibevoice-asr", **fields},
+        timeout=60,
+    )
     assert r.status_code == 400, r.text
     assert assert_openai_error(r.json(), "invalid_request_error")["param"] == param
 
@@ -162,13 +189,19 @@ def test_missing_empty_undecodable_file(asr, files, code):
 
 
 def test_unknown_model_and_media_type(asr, speech_wav):
-    r = httpx.post(asr["url"] + "/v1/audio/transcriptions", files={"file": ("a.wav", speech_wav.read_bytes())},
-                   data={"model": "gpt-99"}, timeout=60)
+    r = httpx.post(
+        asr["url"] + "/v1/audio/transcriptions",
+        files={"file": ("a.wav", speech_wav.read_bytes())},
+        data={"model": "gpt-99"},
+        timeout=60,
+    )
     assert r.status_code == 404 and assert_openai_error(r.json())["code"] == "model_not_found"
     r = httpx.post(asr["url"] + "/v1/audio/transcriptions", content=b"abc", headers={"content-type": "text/plain"})
     assert r.status_code == 415
     assert_openai_error(r.json())
-    r = httpx.post(asr["url"] + "/v1/audio/transcriptions", json={"model": "vibevoice-asr", "input_audio": {"data": "@@@"}})
+    r = httpx.post(
+        asr["url"] + "/v1/audio/transcriptions", json={"model": "vibevoice-asr", "input_audio": {"data": "@@@"}}
+    )
     assert r.status_code == 400 and r.json()["error"]["param"] == "input_audio.data"
 
 
@@ -193,8 +226,12 @@ def test_models_and_health(asr):
     assert httpx.get(asr["url"] + "/v1/audio/models").json()["models"][0]["id"] == "vibevoice-asr"
     assert httpx.get(asr["url"] + "/ready").json()["status"] == "ready"
     metrics = httpx.get(asr["url"] + "/metrics").text
-    for name in ("vibevoice_asr_queue_depth", "vibevoice_asr_batch_size", "vibevoice_asr_audio_seconds_total",
-                 "vibevoice_asr_real_time_factor"):
+    for name in (
+        "vibevoice_asr_queue_depth",
+        "vibevoice_asr_batch_size",
+        "vibevoice_asr_audio_seconds_total",
+        "vibevoice_asr_real_time_factor",
+    ):
         assert name in metrics
 
 
@@ -208,12 +245,20 @@ def test_long_audio_is_split_with_continuous_timestamps(tiny_models, tmp_path):
         parts.append(np.zeros(int(0.6 * sr)))
     audio = np.concatenate(parts).astype(np.float32)
     wav = tmp_path / "long.wav"
-    subprocess.run(["ffmpeg", "-v", "error", "-f", "f32le", "-ar", str(sr), "-ac", "1", "-i", "-", str(wav)],
-                   input=audio.tobytes(), check=True)
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "f32le", "-ar", str(sr), "-ac", "1", "-i", "-", str(wav)],
+        input=audio.tobytes(),
+        check=True,
+    )
     port = free_port()
     env = service_env(tiny_models, VIBEVOICE_ASR_MAX_SINGLE_PASS_SECONDS="4", VIBEVOICE_WARMUP="false")
-    with running([str(BIN / "vibevoice-asr"), "--host", "127.0.0.1", "--port", str(port)], env, tmp_path / "asr.log",
-                 f"http://127.0.0.1:{port}/ready", timeout=240):
+    with running(
+        [str(BIN / "vibevoice-asr"), "--host", "127.0.0.1", "--port", str(port)],
+        env,
+        tmp_path / "asr.log",
+        f"http://127.0.0.1:{port}/ready",
+        timeout=240,
+    ):
         c = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0, timeout=120)
         with open(wav, "rb") as f:
             v = c.audio.transcriptions.create(model="vibevoice-asr", file=f, response_format="verbose_json")
@@ -236,6 +281,10 @@ def _batch_counts(url: str) -> dict[str, float]:
 
 
 def _duration(path) -> float:
-    out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return float(out)

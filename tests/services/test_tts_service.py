@@ -16,8 +16,14 @@ from websockets.sync.client import connect as ws_connect
 from tests.conftest import service_env
 from tests.support import BIN, assert_openai_error, free_port, running
 
-CONTENT_TYPES = {"mp3": "audio/mpeg", "opus": "audio/ogg", "aac": "audio/aac", "flac": "audio/flac", "wav": "audio/wav",
-                 "pcm": "audio/pcm;rate=24000;channels=1"}
+CONTENT_TYPES = {
+    "mp3": "audio/mpeg",
+    "opus": "audio/ogg",
+    "aac": "audio/aac",
+    "flac": "audio/flac",
+    "wav": "audio/wav",
+    "pcm": "audio/pcm;rate=24000;channels=1",
+}
 CODECS = {"mp3": "mp3", "opus": "opus", "aac": "aac", "flac": "flac", "wav": "pcm_s16le"}
 
 
@@ -26,8 +32,13 @@ def tts(tiny_models, tmp_path_factory):
     port = free_port()
     logs = tmp_path_factory.mktemp("tts")
     voices = tiny_models / "voices" / "streaming_model"
-    with running([str(BIN / "vibevoice-tts"), "--host", "127.0.0.1", "--port", str(port)], service_env(tiny_models),
-                 logs / "tts.log", f"http://127.0.0.1:{port}/ready", timeout=240) as proc:
+    with running(
+        [str(BIN / "vibevoice-tts"), "--host", "127.0.0.1", "--port", str(port)],
+        service_env(tiny_models),
+        logs / "tts.log",
+        f"http://127.0.0.1:{port}/ready",
+        timeout=240,
+    ) as proc:
         yield {"url": f"http://127.0.0.1:{port}", "proc": proc, "voices": voices}
 
 
@@ -42,17 +53,27 @@ def decode(data: bytes, tmp: Path, fmt: str) -> tuple[dict, np.ndarray]:
     args = ["-f", "s16le", "-ar", "24000", "-ac", "1"] if fmt == "pcm" else []
     info = {}
     if fmt != "pcm":
-        info = json.loads(subprocess.run(["ffprobe", "-v", "error", "-show_streams", "-of", "json", str(path)],
-                                         capture_output=True, text=True, check=True).stdout)["streams"][0]
-    pcm = subprocess.run(["ffmpeg", "-v", "error", *args, "-i", str(path), "-f", "f32le", "-ac", "1", "-ar", "24000", "-"],
-                         capture_output=True, check=True).stdout
+        info = json.loads(
+            subprocess.run(
+                ["ffprobe", "-v", "error", "-show_streams", "-of", "json", str(path)],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )["streams"][0]
+    pcm = subprocess.run(
+        ["ffmpeg", "-v", "error", *args, "-i", str(path), "-f", "f32le", "-ac", "1", "-ar", "24000", "-"],
+        capture_output=True,
+        check=True,
+    ).stdout
     return info, np.frombuffer(pcm, dtype="<f4")
 
 
 @pytest.mark.parametrize("fmt", list(CONTENT_TYPES))
 def test_every_format_is_valid_audio(client, fmt, tmp_path):
-    with client.audio.speech.with_streaming_response.create(model="vibevoice-realtime", voice="carter",
-                                                            input="Hello world.", response_format=fmt) as r:
+    with client.audio.speech.with_streaming_response.create(
+        model="vibevoice-realtime", voice="carter", input="Hello world.", response_format=fmt
+    ) as r:
         assert r.headers["content-type"] == CONTENT_TYPES[fmt]
         data = r.read()
     info, samples = decode(data, tmp_path, fmt)
@@ -64,25 +85,39 @@ def test_every_format_is_valid_audio(client, fmt, tmp_path):
 
 
 def test_default_format_is_mp3_and_extra_fields_accepted(tts):
-    r = httpx.post(tts["url"] + "/v1/audio/speech", json={"model": "tts-1", "input": "Hi.", "voice": "alloy",
-                                                          "admin_param": {"x": 1}, "temperature": 0.3}, timeout=120)
+    r = httpx.post(
+        tts["url"] + "/v1/audio/speech",
+        json={"model": "tts-1", "input": "Hi.", "voice": "alloy", "admin_param": {"x": 1}, "temperature": 0.3},
+        timeout=120,
+    )
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == "audio/mpeg"
 
 
 def test_streams_several_chunks(tts):
-    with httpx.stream("POST", tts["url"] + "/v1/audio/speech", timeout=120,
-                      json={"input": "One sentence here. And another sentence there.", "voice": "carter",
-                            "response_format": "pcm"}) as r:
+    with httpx.stream(
+        "POST",
+        tts["url"] + "/v1/audio/speech",
+        timeout=120,
+        json={"input": "One sentence here. And another sentence there.", "voice": "carter", "response_format": "pcm"},
+    ) as r:
         assert r.headers.get("transfer-encoding") == "chunked"
         chunks = [c for c in r.iter_raw() if c]
     assert len(chunks) >= 2
 
 
 def test_sse_events(tts):
-    with httpx.stream("POST", tts["url"] + "/v1/audio/speech", timeout=120,
-                      json={"input": "Server sent events, please.", "voice": "carter", "response_format": "pcm",
-                            "stream_format": "sse"}) as r:
+    with httpx.stream(
+        "POST",
+        tts["url"] + "/v1/audio/speech",
+        timeout=120,
+        json={
+            "input": "Server sent events, please.",
+            "voice": "carter",
+            "response_format": "pcm",
+            "stream_format": "sse",
+        },
+    ) as r:
         assert r.headers["content-type"].startswith("text/event-stream")
         events = [json.loads(line[6:]) for line in r.iter_lines() if line.startswith("data: ")]
     types = [e["type"] for e in events]
@@ -102,8 +137,9 @@ def test_voice_name_forms(client, voice):
 
 
 def test_voice_object_form(tts):
-    r = httpx.post(tts["url"] + "/v1/audio/speech", json={"input": "Object voice.", "voice": {"id": "en-Emma_woman"}},
-                   timeout=120)
+    r = httpx.post(
+        tts["url"] + "/v1/audio/speech", json={"input": "Object voice.", "voice": {"id": "en-Emma_woman"}}, timeout=120
+    )
     assert r.status_code == 200, r.text
     assert r.headers["x-vibevoice-voice"] == "en-Emma_woman"
 
@@ -153,7 +189,9 @@ def test_invalid_json(tts):
 def test_speed_changes_duration(client, speed, tmp_path):
     text = "The quick brown fox jumps over the lazy dog."
     base = client.audio.speech.create(model="tts-1", voice="carter", input=text, response_format="pcm").content
-    fast = client.audio.speech.create(model="tts-1", voice="carter", input=text, response_format="pcm", speed=speed).content
+    fast = client.audio.speech.create(
+        model="tts-1", voice="carter", input=text, response_format="pcm", speed=speed
+    ).content
     ratio = len(fast) / len(base)
     assert abs(ratio - 1 / speed) < 0.05 / speed, ratio
 
@@ -166,9 +204,16 @@ def test_malicious_voice_preset_is_refused(tiny_models, tmp_path):
     evil = models / "voices" / "streaming_model" / "en-Evil_man.pt"
     _write_evil_pickle(evil, marker)
     port = free_port()
-    with running([str(BIN / "vibevoice-tts"), "--host", "127.0.0.1", "--port", str(port)], service_env(models),
-                 tmp_path / "tts.log", f"http://127.0.0.1:{port}/ready", timeout=240) as proc:
-        r = httpx.post(f"http://127.0.0.1:{port}/v1/audio/speech", json={"input": "hi", "voice": "en-Evil_man"}, timeout=60)
+    with running(
+        [str(BIN / "vibevoice-tts"), "--host", "127.0.0.1", "--port", str(port)],
+        service_env(models),
+        tmp_path / "tts.log",
+        f"http://127.0.0.1:{port}/ready",
+        timeout=240,
+    ) as proc:
+        r = httpx.post(
+            f"http://127.0.0.1:{port}/v1/audio/speech", json={"input": "hi", "voice": "en-Evil_man"}, timeout=60
+        )
         assert r.status_code >= 400
         assert_openai_error(r.json())
         assert not marker.exists()
@@ -196,14 +241,44 @@ def test_realtime_websocket_like_open_webui(tts):
     with ws_connect(url, open_timeout=10) as ws:
         first = json.loads(ws.recv(timeout=30))
         assert first["type"] == "session.created"
-        ws.send(json.dumps({"type": "session.update", "session": {"type": "realtime", "output_modalities": ["audio"],
-                            "audio": {"input": {"turn_detection": None, "transcription": None},
-                                      "output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": "carter"}},
-                            "tools": [], "tool_choice": "none", "instructions": "Read aloud."}}))
+        ws.send(
+            json.dumps(
+                {
+                    "type": "session.update",
+                    "session": {
+                        "type": "realtime",
+                        "output_modalities": ["audio"],
+                        "audio": {
+                            "input": {"turn_detection": None, "transcription": None},
+                            "output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": "carter"},
+                        },
+                        "tools": [],
+                        "tool_choice": "none",
+                        "instructions": "Read aloud.",
+                    },
+                }
+            )
+        )
         assert json.loads(ws.recv(timeout=30))["type"] == "session.updated"
-        ws.send(json.dumps({"type": "response.create", "response": {"conversation": "none", "output_modalities": ["audio"],
-                            "instructions": "Read aloud.", "input": [{"type": "message", "role": "user",
-                            "content": [{"type": "input_text", "text": "Hello from the realtime socket."}]}]}}))
+        ws.send(
+            json.dumps(
+                {
+                    "type": "response.create",
+                    "response": {
+                        "conversation": "none",
+                        "output_modalities": ["audio"],
+                        "instructions": "Read aloud.",
+                        "input": [
+                            {
+                                "type": "message",
+                                "role": "user",
+                                "content": [{"type": "input_text", "text": "Hello from the realtime socket."}],
+                            }
+                        ],
+                    },
+                }
+            )
+        )
         created = json.loads(ws.recv(timeout=60))
         assert created["type"] == "response.created"
         rid = created["response"]["id"]
@@ -232,6 +307,9 @@ def test_realtime_rejects_unknown_voice_and_model(tts):
 
 def test_metrics(tts):
     text = httpx.get(tts["url"] + "/metrics").text
-    for name in ("vibevoice_tts_time_to_first_audio_seconds", "vibevoice_tts_real_time_factor",
-                 "vibevoice_tts_queue_depth"):
+    for name in (
+        "vibevoice_tts_time_to_first_audio_seconds",
+        "vibevoice_tts_real_time_factor",
+        "vibevoice_tts_queue_depth",
+    ):
         assert name in text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 from hypothesis import given, settings
@@ -71,7 +72,7 @@ def test_verbose_words_are_within_their_segment():
     words = v.words
     assert [w.word for w in words] == ["Hello", "and", "welcome."]
     assert words[0].start == 0.0 and abs(words[-1].end - 7.56) < 1e-6
-    assert all(a.end <= b.start + 1e-9 for a, b in zip(words, words[1:], strict=False))
+    assert all(a.end <= b.start + 1e-9 for a, b in itertools.pairwise(words))
     assert v.language == "unknown"
 
 

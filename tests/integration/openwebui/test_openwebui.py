@@ -43,14 +43,32 @@ def stack(tiny_models, tmp_path_factory):
     logs = tmp_path_factory.mktemp("stack")
     asr_port, tts_port, gw_port = free_port(), free_port(), free_port()
     common = service_env(tiny_models, VIBEVOICE_API_KEYS=KEY)
-    with running([str(BIN / "vibevoice-asr"), "--host", "127.0.0.1", "--port", str(asr_port)], common, logs / "asr.log",
-                 f"http://127.0.0.1:{asr_port}/ready", timeout=180), \
-         running([str(BIN / "vibevoice-tts"), "--host", "127.0.0.1", "--port", str(tts_port)], common, logs / "tts.log",
-                 f"http://127.0.0.1:{tts_port}/ready", timeout=180), \
-         running([str(BIN / "vibevoice-gateway"), "--host", "127.0.0.1", "--port", str(gw_port)],
-                 {**common, "VIBEVOICE_ASR_URL": f"http://127.0.0.1:{asr_port}",
-                  "VIBEVOICE_TTS_URL": f"http://127.0.0.1:{tts_port}"},
-                 logs / "gateway.log", f"http://127.0.0.1:{gw_port}/ready") as gw:
+    with (
+        running(
+            [str(BIN / "vibevoice-asr"), "--host", "127.0.0.1", "--port", str(asr_port)],
+            common,
+            logs / "asr.log",
+            f"http://127.0.0.1:{asr_port}/ready",
+            timeout=180,
+        ),
+        running(
+            [str(BIN / "vibevoice-tts"), "--host", "127.0.0.1", "--port", str(tts_port)],
+            common,
+            logs / "tts.log",
+            f"http://127.0.0.1:{tts_port}/ready",
+            timeout=180,
+        ),
+        running(
+            [str(BIN / "vibevoice-gateway"), "--host", "127.0.0.1", "--port", str(gw_port)],
+            {
+                **common,
+                "VIBEVOICE_ASR_URL": f"http://127.0.0.1:{asr_port}",
+                "VIBEVOICE_TTS_URL": f"http://127.0.0.1:{tts_port}",
+            },
+            logs / "gateway.log",
+            f"http://127.0.0.1:{gw_port}/ready",
+        ) as gw,
+    ):
         yield {"base": f"http://127.0.0.1:{gw_port}/v1", "gateway": gw}
 
 
@@ -78,11 +96,19 @@ def webui(stack, tmp_path_factory):
         "AUDIO_STT_OPENAI_API_KEY": KEY,
         "AUDIO_STT_MODEL": "vibevoice-asr",
     }
-    with running([str(exe), "serve", "--host", "127.0.0.1", "--port", str(port)], env, data / "openwebui.log",
-                 f"http://127.0.0.1:{port}/health", timeout=240) as proc:
+    with running(
+        [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env,
+        data / "openwebui.log",
+        f"http://127.0.0.1:{port}/health",
+        timeout=240,
+    ) as proc:
         url = f"http://127.0.0.1:{port}"
-        r = httpx.post(url + "/api/v1/auths/signup", json={"name": "Admin", "email": "admin@example.com",
-                                                           "password": "Sup3r-secret!"}, timeout=60)
+        r = httpx.post(
+            url + "/api/v1/auths/signup",
+            json={"name": "Admin", "email": "admin@example.com", "password": "Sup3r-secret!"},
+            timeout=60,
+        )
         assert r.status_code == 200, r.text
         client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {r.json()['token']}"}, timeout=120)
         yield {"client": client, "proc": proc}
@@ -101,8 +127,21 @@ def update_config(client: httpx.Client, **changes: dict) -> dict:
 def ffprobe(data: bytes, tmp_path: Path, name: str) -> dict:
     path = tmp_path / name
     path.write_bytes(data)
-    out = subprocess.run([shutil.which("ffprobe") or "ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json",
-                          str(path)], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            shutil.which("ffprobe") or "ffprobe",
+            "-v",
+            "error",
+            "-show_streams",
+            "-show_format",
+            "-of",
+            "json",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return json.loads(out)
 
 
@@ -152,8 +191,11 @@ def test_microphone_transcription_json_request_format(webui, speech_webm):
     c = webui["client"]
     update_config(c, stt={"OPENAI_API_REQUEST_FORMAT": "json"})
     try:
-        r = c.post("/api/v1/audio/transcriptions", files={"file": ("rec.webm", speech_webm.read_bytes(), "audio/webm")},
-                   data={"language": "en"})
+        r = c.post(
+            "/api/v1/audio/transcriptions",
+            files={"file": ("rec.webm", speech_webm.read_bytes(), "audio/webm")},
+            data={"language": "en"},
+        )
         assert r.status_code == 200, r.text
         assert isinstance(r.json()["text"], str)
     finally:

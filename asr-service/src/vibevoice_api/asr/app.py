@@ -86,7 +86,10 @@ def build_app(settings: ASRSettings | None = None, engine: Any = None) -> FastAP
         settings=settings,
         readiness=holder.readiness,
         lifespan=lifespan,
-        admission=(settings.max_concurrency + settings.max_queue, ("/v1/audio/transcriptions", "/v1/audio/translations")),
+        admission=(
+            settings.max_concurrency + settings.max_queue,
+            ("/v1/audio/transcriptions", "/v1/audio/translations"),
+        ),
         description="VibeVoice-ASR behind the OpenAI transcription API.",
     )
     app.state.holder = holder

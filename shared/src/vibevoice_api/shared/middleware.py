@@ -234,10 +234,13 @@ class AdmissionMiddleware:
             from .errors import RateLimitError
 
             HTTP_REJECTED.labels(self.service, "busy").inc()
-            await _send_error(send, RateLimitError(
-                f"The server is at capacity ({self.limit} requests in progress); retry after a moment.",
-                retry_after=self.retry_after,
-            ))
+            await _send_error(
+                send,
+                RateLimitError(
+                    f"The server is at capacity ({self.limit} requests in progress); retry after a moment.",
+                    retry_after=self.retry_after,
+                ),
+            )
             return
         self.in_flight += 1
         try:
