@@ -13,16 +13,24 @@ import pytest
 from tests.support import REPO
 
 
-def _write_tiny(target: Path) -> Path:
-    for module in ("vibevoice_api.asr.engine.tiny", "vibevoice_api.tts.engine.tiny"):
+def _write_tiny(target: Path, modules: tuple[str, ...]) -> Path:
+    for module in modules:
         subprocess.run([sys.executable, "-m", module, str(target)], check=True, cwd=REPO, timeout=600)
     return target
 
 
 @pytest.fixture(scope="session")
+def tiny_asr_models(tmp_path_factory) -> Path:
+    """A tiny VibeVoice-ASR in the original layout (the seed plan's download), written by our own writer."""
+    return _write_tiny(tmp_path_factory.mktemp("asr-models"), ("vibevoice_api.asr.engine.tiny",))
+
+
+@pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory) -> Path:
     """Tiny ASR + TTS checkpoints and voice presets, written through our own writers (official layouts)."""
-    return _write_tiny(tmp_path_factory.mktemp("models"))
+    return _write_tiny(
+        tmp_path_factory.mktemp("models"), ("vibevoice_api.asr.engine.tiny", "vibevoice_api.tts.engine.tiny")
+    )
 
 
 @pytest.fixture(scope="session")
@@ -60,11 +68,14 @@ def speech_webm(speech_wav: Path) -> Path:
 
 def service_env(models: Path, **extra: str) -> dict[str, str]:
     env = {
+        "VIBEVOICE_CONVERTED_DIR": str(models / ".converted"),
         "VIBEVOICE_MODEL_DIR": str(models),
         "VIBEVOICE_DEVICE": "cpu",
         "VIBEVOICE_AUTO_DOWNLOAD": "false",
         "VIBEVOICE_LOG_FORMAT": "text",
         "HF_HUB_OFFLINE": "1",
+        "VIBEVOICE_ASR_MIN_NEW_TOKENS": "48",
+        "VIBEVOICE_ASR_TOKENS_PER_SECOND": "4",
         "TRANSFORMERS_OFFLINE": "1",
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"),
     }

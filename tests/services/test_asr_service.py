@@ -22,9 +22,9 @@ VTT_TIME = re.compile(r"^\d{2}:\d{2}:\d{2}\.\d{3} --> \d{2}:\d{2}:\d{2}\.\d{3}$"
 
 
 @pytest.fixture(scope="module")
-def asr(tiny_models, tmp_path_factory):
+def asr(tiny_asr_models, tmp_path_factory):
     port = free_port()
-    env = service_env(tiny_models, VIBEVOICE_ASR_MAX_BATCH_WAIT_MS="400", VIBEVOICE_ASR_MAX_BATCH_SIZE="4")
+    env = service_env(tiny_asr_models, VIBEVOICE_ASR_MAX_BATCH_WAIT_MS="400", VIBEVOICE_ASR_MAX_BATCH_SIZE="4")
     with running(
         [str(BIN / "vibevoice-asr"), "--host", "127.0.0.1", "--port", str(port)],
         env,
@@ -235,7 +235,7 @@ def test_models_and_health(asr):
         assert name in metrics
 
 
-def test_long_audio_is_split_with_continuous_timestamps(tiny_models, tmp_path):
+def test_long_audio_is_split_with_continuous_timestamps(tiny_asr_models, tmp_path):
     """A 12 s recording with pauses, single-pass limit 4 s: pieces stitched on one timeline."""
     sr = 24000
     parts = []
@@ -251,7 +251,7 @@ def test_long_audio_is_split_with_continuous_timestamps(tiny_models, tmp_path):
         check=True,
     )
     port = free_port()
-    env = service_env(tiny_models, VIBEVOICE_ASR_MAX_SINGLE_PASS_SECONDS="4", VIBEVOICE_WARMUP="false")
+    env = service_env(tiny_asr_models, VIBEVOICE_ASR_MAX_SINGLE_PASS_SECONDS="4", VIBEVOICE_WARMUP="false")
     with running(
         [str(BIN / "vibevoice-asr"), "--host", "127.0.0.1", "--port", str(port)],
         env,

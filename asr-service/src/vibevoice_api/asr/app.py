@@ -58,6 +58,8 @@ def load_engine(settings: ASRSettings) -> Any:
         max_queue=settings.max_queue,
         max_single_pass_seconds=settings.asr_max_single_pass_seconds,
         max_audio_seconds=settings.asr_max_audio_seconds,
+        min_new_tokens=settings.asr_min_new_tokens,
+        tokens_per_second=settings.asr_tokens_per_second,
     )
     engine = ASREngine.load(cfg)
     engine.on_batch = lambda n: BATCH_SIZE.observe(n)

@@ -24,6 +24,8 @@ class ASRSettings(ModelServiceSettings):
         3600.0, gt=0, description="Longest audio sent to the model in one pass; longer audio is split at silences."
     )
     asr_max_audio_seconds: float = Field(4 * 3600.0, gt=0, description="Longest accepted upload (400 beyond).")
+    asr_min_new_tokens: int = Field(256, ge=1, description="Generation budget floor (tokens) per request.")
+    asr_tokens_per_second: float = Field(12.0, gt=0, description="Generation budget per second of audio.")
     asr_subtitle_speakers: bool = Field(False, description="Prefix srt/vtt cues with speaker labels.")
     asr_word_timestamps: str = Field(
         "approximate",

@@ -1,0 +1,1 @@
+"""The ASR service: VibeVoice-ASR behind the OpenAI transcription API."""

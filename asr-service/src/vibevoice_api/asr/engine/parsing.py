@@ -1,0 +1,106 @@
+"""Turn the model's JSON text into segments, incrementally.
+
+VibeVoice-ASR writes ``[{"Start": 0.0, "End": 7.56, "Speaker": 0, "Content": "..."}, ...]`` (after an
+``assistant`` role line). :class:`SegmentParser` is fed text as tokens are decoded and hands out each
+segment as soon as its object closes, which is what makes streaming transcription possible. Output
+that is not such an array (random weights, a derailed model) falls back to one segment over the
+whole audio with the text as written.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+_DECODER = json.JSONDecoder()
+_SPECIAL = re.compile(r"<\|[a-zA-Z0-9_]+\|>")
+
+
+@dataclass(frozen=True)
+class Segment:
+    start: float
+    end: float
+    speaker: int | None
+    text: str
+
+
+def _num(value: object) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip().rstrip("s"))
+        except ValueError:
+            return None
+    return None
+
+
+def segment_from(obj: object) -> Segment | None:
+    if not isinstance(obj, dict):
+        return None
+    content = obj.get("Content", obj.get("content", obj.get("text")))
+    if not isinstance(content, str):
+        return None
+    start = _num(obj.get("Start", obj.get("start")))
+    end = _num(obj.get("End", obj.get("end")))
+    spk = obj.get("Speaker", obj.get("speaker"))
+    speaker = int(spk) if isinstance(spk, (int, float)) and not isinstance(spk, bool) else None
+    if isinstance(spk, str) and spk.strip().isdigit():
+        speaker = int(spk.strip())
+    return Segment(start if start is not None else 0.0, end if end is not None else (start or 0.0), speaker, content)
+
+
+class SegmentParser:
+    """Incremental parser; ``feed`` returns the segments completed by the new text."""
+
+    def __init__(self) -> None:
+        self.text = ""
+        self._pos: int | None = None  # index just after '[' once the array has started
+        self._done = False
+        self.segments: list[Segment] = []
+
+    def feed(self, piece: str) -> list[Segment]:
+        self.text += piece
+        if self._done:
+            return []
+        if self._pos is None:
+            i = self.text.find("[")
+            if i < 0:
+                return []
+            self._pos = i + 1
+        out = []
+        while True:
+            j = self._skip(self._pos)
+            if j >= len(self.text):
+                break
+            if self.text[j] == "]":
+                self._done = True
+                break
+            try:
+                obj, end = _DECODER.raw_decode(self.text, j)
+            except json.JSONDecodeError:
+                break  # the object is not complete yet
+            self._pos = end
+            seg = segment_from(obj)
+            if seg is not None:
+                self.segments.append(seg)
+                out.append(seg)
+        return out
+
+    def _skip(self, i: int) -> int:
+        while i < len(self.text) and self.text[i] in " \t\r\n,":
+            i += 1
+        return i
+
+    def finish(self, duration: float) -> list[Segment]:
+        """Segments for the whole output; the fallback when the model wrote no parseable array."""
+        if self.segments:
+            return list(self.segments)
+        raw = _SPECIAL.sub(" ", self.text)
+        raw = re.sub(r"^\s*assistant\s*", "", raw).strip()
+        if not raw:
+            return []
+        return [Segment(0.0, duration, None, raw)]

@@ -1,0 +1,35 @@
+"""The text around the audio, exactly as VibeVoice-ASR was trained to read it.
+
+We build it ourselves (instead of through a chat template) so that both checkpoint layouts, one of
+which ships no template, give the model the same tokens. ``<|AUDIO_DURATION|>`` and the single audio
+placeholder are expanded by transformers' processor (duration with two decimals, one placeholder per
+3200 samples).
+"""
+
+from __future__ import annotations
+
+from vibevoice_api.shared.languages import language_name
+
+SYSTEM = "You are a helpful assistant that transcribes audio input into text output in JSON format."
+KEYS = "Start time, End time, Speaker ID, Content"
+AUDIO = "<|object_ref_start|><|box_start|><|object_ref_end|>"
+
+
+def context_text(prompt: str | None, language: str | None, task: str) -> str | None:
+    """The free-text context: the user's prompt (hotwords, names), a language hint, a translation request."""
+    parts = []
+    if prompt:
+        parts.append(prompt.strip())
+    if language:
+        parts.append(f"The speech is in {language_name(language).title()}.")
+    if task == "translate":
+        parts.append("Translate the speech into English: write every Content value in English.")
+    return " ".join(parts) or None
+
+
+def build_prompt(context: str | None) -> str:
+    if context:
+        ask = f"This is a <|AUDIO_DURATION|> seconds audio, with extra info: {context}\n\nPlease transcribe it with these keys: {KEYS}"
+    else:
+        ask = f"This is a <|AUDIO_DURATION|> seconds audio, please transcribe it with these keys: {KEYS}"
+    return f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n{AUDIO}\n{ask}<|im_end|>\n"

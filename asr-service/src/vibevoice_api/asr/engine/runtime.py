@@ -1,0 +1,354 @@
+"""The ASR engine: one model, one worker thread, dynamic batching, streaming segments, cancellation.
+
+Requests wait in a bounded queue. The worker takes the oldest, waits up to ``max_batch_wait_ms`` for
+more with the same sampling settings (up to ``max_batch_size``), pads them into one ``generate``
+call (left-padded prompts, per-request audio padding masks) and streams each row's text through its
+own incremental JSON parser, so segments reach their client while the batch is still running. A
+client that goes away sets a flag that a per-row stopping criterion reads at the next token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from vibevoice_api.shared.errors import InvalidRequestError
+
+from .errors import EngineBusyError
+from .longform import pieces
+from .parsing import Segment, SegmentParser
+from .prompt import build_prompt, context_text
+
+log = logging.getLogger("vibevoice_api.asr.engine")
+SAMPLE_RATE = 24000
+
+
+@dataclass
+class EngineConfig:
+    model_dir: Path
+    device: str = "auto"
+    dtype: str | None = None
+    attn_implementation: str | None = "auto"
+    max_batch_size: int = 4
+    max_batch_wait_ms: float = 50.0
+    max_queue: int = 32
+    max_single_pass_seconds: float = 3600.0
+    max_audio_seconds: float | None = None
+    tokens_per_second: float = 12.0  # generation budget: enough for dense speech plus the JSON around it
+    min_new_tokens: int = 256
+    max_new_tokens: int = 32768
+
+
+@dataclass(eq=False)
+class _Job:
+    audio: np.ndarray
+    context: str | None
+    temperature: float
+    loop: asyncio.AbstractEventLoop
+    events: asyncio.Queue
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def duration(self) -> float:
+        return self.audio.shape[0] / SAMPLE_RATE
+
+    def emit(self, kind: str, payload: Any) -> None:
+        self.loop.call_soon_threadsafe(self.events.put_nowait, (kind, payload))
+
+
+class _RowStreamer:
+    """Receives the new token of every row at each step; feeds each row's parser."""
+
+    def __init__(self, jobs: list[_Job], tokenizer: Any, eos_ids: set[int]) -> None:
+        self.jobs = jobs
+        self.tok = tokenizer
+        self.eos = eos_ids
+        self.parsers = [SegmentParser() for _ in jobs]
+        self.pending: list[list[int]] = [[] for _ in jobs]
+        self.finished = [False] * len(jobs)
+        self.generated = 0
+        self._prompt_seen = False
+
+    def put(self, value: Any) -> None:
+        if not self._prompt_seen:
+            self._prompt_seen = True  # the first call carries the prompt
+            return
+        ids = value.reshape(len(self.jobs), -1)[:, -1].tolist()
+        self.generated += 1
+        for row, tid in enumerate(ids):
+            if self.finished[row]:
+                continue
+            if tid in self.eos:
+                self.finished[row] = True
+                self._flush(row)
+                continue
+            self.pending[row].append(tid)
+            text = self.tok.decode(self.pending[row], skip_special_tokens=False)
+            if text.endswith("\ufffd"):
+                continue  # a multi-byte character is split across tokens: wait for the rest
+            self.pending[row].clear()
+            for seg in self.parsers[row].feed(text):
+                self.jobs[row].emit("seg", seg)
+
+    def _flush(self, row: int) -> None:
+        if self.pending[row]:
+            text = self.tok.decode(self.pending[row], skip_special_tokens=False)
+            self.pending[row].clear()
+            for seg in self.parsers[row].feed(text):
+                self.jobs[row].emit("seg", seg)
+
+    def end(self) -> None:
+        for row in range(len(self.jobs)):
+            self._flush(row)
+
+
+class ASREngine:
+    sample_rate = SAMPLE_RATE
+    model_id = "vibevoice-asr"
+
+    def __init__(self, cfg: EngineConfig, loaded: Any) -> None:
+        self.cfg = cfg
+        self.loaded = loaded
+        self.layout = loaded.layout
+        self.on_batch: Callable[[int], None] | None = None
+        self._queue: collections.deque[_Job] = collections.deque()
+        self._cond = threading.Condition()
+        self._stop = False
+        self._stats = {"batches": 0, "requests": 0, "audio_seconds": 0.0, "busy_seconds": 0.0, "last_batch_size": 0}
+        tok = loaded.tokenizer
+        tok.padding_side = "left"
+        gen_eos = loaded.model.generation_config.eos_token_id
+        eos = set(gen_eos if isinstance(gen_eos, list) else [gen_eos] if gen_eos is not None else [])
+        for t in ("<|im_end|>", "<|endoftext|>"):
+            i = tok.convert_tokens_to_ids(t)
+            if isinstance(i, int) and i >= 0:
+                eos.add(i)
+        self._eos = eos
+        self._pad = loaded.model.generation_config.pad_token_id
+        if self._pad is None:
+            self._pad = tok.convert_tokens_to_ids("<|image_pad|>")
+        self._worker = threading.Thread(target=self._work, name="asr-worker", daemon=True)
+        self._worker.start()
+
+    @classmethod
+    def load(cls, cfg: EngineConfig) -> ASREngine:
+        from .loader import load
+
+        loaded = load(Path(cfg.model_dir), cfg.device, cfg.dtype, cfg.attn_implementation)
+        return cls(cfg, loaded)
+
+    # ---------------------------------------------------------------- public API
+
+    def warmup(self) -> None:
+        rng = np.random.default_rng(0)
+        audio = (0.05 * rng.standard_normal(SAMPLE_RATE)).astype(np.float32)
+        self._generate([_Job(audio, None, 0.0, _NullLoop(), _NullQueue())], max_new_tokens=4)
+
+    def stats(self) -> dict[str, Any]:
+        with self._cond:
+            depth = len(self._queue)
+        busy = self._stats["busy_seconds"]
+        return {
+            **self._stats,
+            "queue_depth": depth,
+            "rtf": busy / self._stats["audio_seconds"] if self._stats["audio_seconds"] else None,
+        }
+
+    def close(self) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+
+    async def transcribe(
+        self,
+        audio: np.ndarray,
+        *,
+        prompt: str | None = None,
+        language: str | None = None,
+        temperature: float = 0.0,
+        task: str = "transcribe",
+    ) -> list[Segment]:
+        self._check(audio)
+        ctx = context_text(prompt, language, task)
+        parts = pieces(audio, SAMPLE_RATE, self.cfg.max_single_pass_seconds)
+        # All pieces are submitted together: a long recording fills a batch by itself.
+        results = await asyncio.gather(*(self._collect(p, ctx, temperature) for _, p in parts))
+        out: list[Segment] = []
+        for (offset, _), segs in zip(parts, results, strict=True):
+            out.extend(_shift(s, offset) for s in segs)
+        return out
+
+    async def transcribe_stream(
+        self,
+        audio: np.ndarray,
+        *,
+        prompt: str | None = None,
+        language: str | None = None,
+        temperature: float = 0.0,
+        task: str = "transcribe",
+    ) -> AsyncIterator[Segment]:
+        self._check(audio)
+        ctx = context_text(prompt, language, task)
+        for offset, piece in pieces(audio, SAMPLE_RATE, self.cfg.max_single_pass_seconds):
+            async for seg in self._run(piece, ctx, temperature):
+                yield _shift(seg, offset)
+
+    # ---------------------------------------------------------------- request side
+
+    def _check(self, audio: np.ndarray) -> None:
+        if audio.ndim != 1 or audio.shape[0] == 0:
+            raise InvalidRequestError("The audio contains no samples.", param="file", code="empty_audio")
+        limit = self.cfg.max_audio_seconds
+        if limit and audio.shape[0] / SAMPLE_RATE > limit:
+            raise InvalidRequestError(
+                f"Audio is longer than the maximum of {limit:.0f} seconds.", param="file", code="audio_too_long"
+            )
+
+    def _submit(self, job: _Job) -> None:
+        with self._cond:
+            if len(self._queue) >= self.cfg.max_queue + self.cfg.max_batch_size:
+                raise EngineBusyError(len(self._queue))
+            self._queue.append(job)
+            self._cond.notify()
+
+    async def _run(self, audio: np.ndarray, ctx: str | None, temperature: float) -> AsyncIterator[Segment]:
+        """Segments of one piece as they complete; the fallback segment at the end if none parsed."""
+        job = _Job(
+            np.ascontiguousarray(audio, dtype=np.float32), ctx, temperature, asyncio.get_running_loop(), asyncio.Queue()
+        )
+        self._submit(job)
+        seen = 0
+        try:
+            while True:
+                kind, payload = await job.events.get()
+                if kind == "seg":
+                    seen += 1
+                    yield payload
+                elif kind == "done":
+                    if not seen:
+                        for seg in payload:
+                            yield seg
+                    return
+                else:
+                    raise payload
+        finally:
+            job.cancelled.set()
+
+    async def _collect(self, audio: np.ndarray, ctx: str | None, temperature: float) -> list[Segment]:
+        return [seg async for seg in self._run(audio, ctx, temperature)]
+
+    # ---------------------------------------------------------------- worker side
+
+    def _take_batch(self) -> list[_Job] | None:
+        with self._cond:
+            while not self._queue and not self._stop:
+                self._cond.wait(timeout=1.0)
+            if self._stop:
+                return None
+            first = self._queue.popleft()
+            batch = [first]
+            deadline = time.monotonic() + self.cfg.max_batch_wait_ms / 1000
+            while len(batch) < self.cfg.max_batch_size:
+                match = next((j for j in self._queue if j.temperature == first.temperature), None)
+                if match is not None:
+                    self._queue.remove(match)
+                    batch.append(match)
+                    continue
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(timeout=left)
+                if self._stop:
+                    break
+        return [j for j in batch if not j.cancelled.is_set()]
+
+    def _work(self) -> None:
+        while True:
+            batch = self._take_batch()
+            if batch is None:
+                return
+            if not batch:
+                continue
+            try:
+                self._generate(batch)
+            except Exception:
+                log.exception("generation failed for a batch of %d", len(batch))
+                from vibevoice_api.shared.errors import InternalError
+
+                for job in batch:
+                    job.emit("error", InternalError("Transcription failed inside the model; see the server log."))
+
+    def _max_new_tokens(self, duration: float) -> int:
+        budget = int(self.cfg.min_new_tokens + self.cfg.tokens_per_second * duration)
+        return max(1, min(self.cfg.max_new_tokens, budget))
+
+    def _generate(self, batch: list[_Job], max_new_tokens: int | None = None) -> None:
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList
+
+        lo = self.loaded
+        started = time.perf_counter()
+        inputs = lo.processor(
+            text=[build_prompt(j.context) for j in batch],
+            audio=[j.audio for j in batch],
+            return_tensors="pt",
+            padding=True,
+        )
+        inputs = {k: (v.to(lo.device) if hasattr(v, "to") else v) for k, v in inputs.items()}
+        if "input_values" in inputs and inputs["input_values"].is_floating_point():
+            inputs["input_values"] = inputs["input_values"].to(lo.dtype)
+        streamer = _RowStreamer(batch, lo.tokenizer, self._eos)
+
+        class Cancelled(StoppingCriteria):
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+                return torch.tensor([j.cancelled.is_set() for j in batch], device=input_ids.device)
+
+        temperature = batch[0].temperature
+        sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
+        budget = max_new_tokens or max(self._max_new_tokens(j.duration) for j in batch)
+        if self.on_batch is not None:
+            self.on_batch(len(batch))
+        with torch.inference_mode():
+            lo.model.generate(
+                **inputs,
+                max_new_tokens=budget,
+                streamer=streamer,
+                sample=False,
+                stopping_criteria=StoppingCriteriaList([Cancelled()]),
+                pad_token_id=self._pad,
+                eos_token_id=sorted(self._eos),
+                **sampling,
+            )
+        streamer.end()
+        elapsed = time.perf_counter() - started
+        self._stats["batches"] += 1
+        self._stats["requests"] += len(batch)
+        self._stats["last_batch_size"] = len(batch)
+        self._stats["audio_seconds"] += sum(j.duration for j in batch)
+        self._stats["busy_seconds"] += elapsed
+        for job, parser in zip(batch, streamer.parsers, strict=True):
+            job.emit("done", parser.finish(job.duration))
+
+
+def _shift(seg: Segment, offset: float) -> Segment:
+    if not offset:
+        return seg
+    return Segment(seg.start + offset, seg.end + offset, seg.speaker, seg.text)
+
+
+class _NullLoop:
+    def call_soon_threadsafe(self, *args: Any) -> None:
+        pass
+
+
+class _NullQueue:
+    def put_nowait(self, item: Any) -> None:
+        pass
