@@ -16,21 +16,7 @@ import json
 import re
 from pathlib import Path
 
-SPECIAL_TOKENS = [
-    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>", "<|box_start|>",
-    "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>",
-    "<|image_pad|>", "<|video_pad|>",
-]  # fmt: skip
-
-_CORPUS = [
-    '[{"Start": 0.0, "End": 7.56, "Speaker": 0, "Content": "Hello and welcome to the meeting."},',
-    ' {"Start": 7.56, "End": 12.2, "Speaker": 1, "Content": "Thanks, glad to be here today."}]',
-    "You are a helpful assistant that transcribes audio input into text output in JSON format.",
-    "This is a 12.34 seconds audio, please transcribe it with these keys: Start time, End time, Speaker ID, Content",
-    "with extra info: The speech is in English. Translate the speech into English.",
-    "system user assistant 0123456789 . , ! ? the quick brown fox jumps over the lazy dog",
-    "Guten Tag. Bonjour. Hola. 안녕하세요. こんにちは。 你好。",
-]
+from vibevoice_api.shared.tiny_tokenizer import SPECIAL_TOKENS, build_tokenizer
 
 SIZES = {
     "tiny": {"hidden": 64, "layers": 2, "heads": 4, "kv": 2, "ffn": 128, "enc": (16, 32), "filters": 4, "vocab": 600},
@@ -45,31 +31,6 @@ SIZES = {
         "vocab": 2000,
     },
 }
-
-
-def build_tokenizer(vocab_size: int = 600):
-    """A Qwen2-style fast tokenizer trained on a few strings, with Qwen2.5's special tokens."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import Qwen2TokenizerFast
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=SPECIAL_TOKENS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(_CORPUS * 4, trainer=trainer)
-    return Qwen2TokenizerFast(
-        tokenizer_object=tok,
-        eos_token="<|endoftext|>",
-        pad_token="<|endoftext|>",
-        unk_token=None,
-        bos_token=None,
-        additional_special_tokens=SPECIAL_TOKENS[1:],
-    )
 
 
 def build_model(tokenizer, size: str = "tiny", seed: int = 0):

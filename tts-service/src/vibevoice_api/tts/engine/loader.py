@@ -1,0 +1,170 @@
+"""Load the official ``VibeVoice-Realtime-0.5B`` folder (config.json + safetensors + tokenizer) once.
+
+Every problem with the folder is a :class:`ModelLoadError` naming the file. The checkpoint's keys
+are mapped to our modules by :func:`model.module_key`; anything missing, unexpected or of the wrong
+shape is reported, never silently left at random initialisation.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import ModelLoadError
+from .generate import make_scheduler
+from .model import RealtimeConfig, RealtimeModel, module_key
+
+log = logging.getLogger("vibevoice_api.tts.loader")
+TOKENIZER_HINT = (
+    "VibeVoice-Realtime uses the Qwen2.5 tokenizer, which its model repo does not ship: put tokenizer.json, "
+    "tokenizer_config.json, vocab.json and merges.txt from Qwen/Qwen2.5-0.5B into {dir} "
+    "(`make models` does this)."
+)
+
+
+@dataclass
+class Loaded:
+    model: RealtimeModel
+    tokenizer: Any
+    device: torch.device
+    dtype: torch.dtype
+    scheduler: Any
+    folder: Path
+
+
+def resolve_device(name: str) -> torch.device:
+    name = (name or "auto").lower()
+    if name == "auto":
+        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ModelLoadError(f"VIBEVOICE_DEVICE={name} but no CUDA GPU is visible to this process "
+                                 "(check the NVIDIA runtime / CUDA_VISIBLE_DEVICES), or set VIBEVOICE_DEVICE=cpu.")
+        idx = int(name.split(":", 1)[1]) if ":" in name else 0
+        if idx >= torch.cuda.device_count():
+            raise ModelLoadError(f"VIBEVOICE_DEVICE={name} but only {torch.cuda.device_count()} GPU(s) are visible.")
+        return torch.device(f"cuda:{idx}")
+    if name in ("cpu", "mps"):
+        return torch.device(name)
+    raise ModelLoadError(f"Unknown device {name!r}: use auto, cpu, cuda or cuda:N.")
+
+
+def resolve_attention(name: str | None, device: torch.device) -> str:
+    if name not in (None, "", "auto"):
+        return str(name)
+    if device.type == "cuda":
+        try:
+            import flash_attn  # noqa: F401
+
+            return "flash_attention_2"
+        except ImportError:
+            return "sdpa"
+    return "sdpa"
+
+
+def read_config(folder: Path) -> RealtimeConfig:
+    if not folder.is_dir():
+        raise ModelLoadError(f"VibeVoice-Realtime folder {folder} does not exist.")
+    path = folder / "config.json"
+    if not path.is_file():
+        raise ModelLoadError(f"{folder} has no config.json: it is not a VibeVoice-Realtime-0.5B folder.")
+    try:
+        raw = json.loads(path.read_text())
+    except ValueError as exc:
+        raise ModelLoadError(f"{path} is not valid JSON ({exc}).") from exc
+    if not isinstance(raw, dict) or raw.get("model_type") != "vibevoice_streaming":
+        found = raw.get("model_type") if isinstance(raw, dict) else type(raw).__name__
+        raise ModelLoadError(f"{path} describes model_type={found!r}, not VibeVoice-Realtime (vibevoice_streaming).")
+    if not isinstance(raw.get("decoder_config"), dict):
+        raise ModelLoadError(f"{path} lacks decoder_config: the file is damaged.")
+    return RealtimeConfig(raw)
+
+
+def weight_files(folder: Path) -> list[Path]:
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            names = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        except (ValueError, KeyError) as exc:
+            raise ModelLoadError(f"{index} is not a valid safetensors index ({exc}).") from exc
+        missing = [n for n in names if not (folder / n).is_file()]
+        if missing:
+            raise ModelLoadError(f"{folder} is incomplete: missing {', '.join(missing)}.")
+        return [folder / n for n in names]
+    if (folder / "model.safetensors").is_file():
+        return [folder / "model.safetensors"]
+    raise ModelLoadError(f"{folder} has no model.safetensors (the weights are missing).")
+
+
+def find_tokenizer(folder: Path) -> Path:
+    for cand in (folder, folder / "tokenizer"):
+        if (cand / "tokenizer.json").is_file() or ((cand / "vocab.json").is_file() and (cand / "merges.txt").is_file()):
+            return cand
+    raise ModelLoadError(f"No tokenizer files in {folder} or {folder / 'tokenizer'}. "
+                         + TOKENIZER_HINT.format(dir=folder / "tokenizer"))
+
+
+def load_state(model: RealtimeModel, files: list[Path]) -> None:
+    from safetensors import SafetensorError, safe_open
+
+    expected = model.state_dict()
+    seen: set[str] = set()
+    unexpected: list[str] = []
+    for f in files:
+        try:
+            handle = safe_open(str(f), framework="pt")
+        except (SafetensorError, OSError) as exc:
+            raise ModelLoadError(f"{f} is not a readable safetensors file ({exc}); it may be truncated.") from exc
+        with handle:
+            for key in handle.keys():  # noqa: SIM118 - safe_open has no __iter__
+                name = module_key(key)
+                if name is None:
+                    continue
+                if name not in expected:
+                    unexpected.append(key)
+                    continue
+                try:
+                    tensor = handle.get_tensor(key)
+                except Exception as exc:  # noqa: BLE001 - a damaged tensor is a damaged file
+                    raise ModelLoadError(f"{f}: tensor {key} could not be read ({exc}).") from exc
+                if tuple(tensor.shape) != tuple(expected[name].shape):
+                    raise ModelLoadError(f"{f}: {key} has shape {tuple(tensor.shape)}, the config implies "
+                                         f"{tuple(expected[name].shape)} (config.json and weights disagree).")
+                with torch.no_grad():
+                    expected[name].copy_(tensor.to(expected[name].dtype))
+                seen.add(name)
+    missing = [k for k in expected if k not in seen and not k.endswith("inv_freq")]
+    if unexpected:
+        raise ModelLoadError(f"The checkpoint has {len(unexpected)} unexpected weights, e.g. {unexpected[:3]}: "
+                             "not a VibeVoice-Realtime-0.5B checkpoint?")
+    if missing:
+        raise ModelLoadError(f"The checkpoint lacks {len(missing)} weights, e.g. {missing[:3]}: the files are incomplete.")
+    if not torch.isfinite(model.speech_scaling_factor) or not torch.isfinite(model.speech_bias_factor):
+        raise ModelLoadError("speech_scaling_factor / speech_bias_factor are missing or NaN in the checkpoint.")
+
+
+def load(folder: Path, device: str = "auto", dtype: str | None = None, attn_implementation: str | None = None) -> Loaded:
+    from transformers import AutoTokenizer
+
+    folder = Path(folder)
+    cfg = read_config(folder)
+    files = weight_files(folder)
+    tok_dir = find_tokenizer(folder)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(tok_dir), local_files_only=True)
+    except Exception as exc:  # noqa: BLE001 - any tokenizer failure is a folder problem
+        raise ModelLoadError(f"Could not load the tokenizer in {tok_dir}: {exc}") from exc
+    dev = resolve_device(device)
+    torch_dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}.get(
+        dtype or "", torch.bfloat16 if dev.type == "cuda" else torch.float32)
+    attn = resolve_attention(attn_implementation, dev)
+    model = RealtimeModel(cfg, attn).eval()
+    load_state(model, files)
+    model.to(device=dev, dtype=torch_dtype)
+    log.info("loaded VibeVoice-Realtime from %s on %s as %s with %s attention", folder, dev, torch_dtype, attn)
+    return Loaded(model, tokenizer, dev, torch_dtype, make_scheduler(cfg.head), folder)

@@ -1,0 +1,310 @@
+"""The TTS engine: one model, one worker thread, several utterances interleaved fairly.
+
+Up to ``max_concurrency`` utterances are active at once; the worker gives each active one a speech
+window in turn (round robin), so every client hears audio at the same pace instead of queueing
+behind one long request; up to ``max_queue`` more wait. Each window's audio goes to its client as
+soon as it is decoded. A client that leaves (closing the async generator) frees its slot before the
+next window. Long text is split at sentence boundaries into pieces the model handles well, spoken
+one after another into the same stream (each piece restarts from the voice preset, as the
+reference does for every call).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import re
+import threading
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import EngineBusyError, UnknownVoiceError, VoicePresetError
+from .generate import SpeechStream
+from .voices import VOICE_NAME, UnsafePresetError, VoiceInfo, VoicePreset, describe, load_preset, scan
+
+log = logging.getLogger("vibevoice_api.tts.engine")
+SAMPLE_RATE = 24000
+SENTENCE_END = re.compile(r"(?<=[.!?。！？;；])\s+|\n+")
+
+
+@dataclass
+class EngineConfig:
+    model_dir: Path
+    voices_dir: Path | None = None
+    device: str = "auto"
+    dtype: str | None = None
+    attn_implementation: str | None = "auto"
+    max_concurrency: int = 4
+    max_queue: int = 16
+    cfg_scale: float = 1.5
+    ddpm_steps: int = 5
+    max_piece_tokens: int = 400  # longer text is split at sentence ends into pieces of at most this many tokens
+    latents_per_token: float = 8.0  # generation budget: a safety net well above natural speech (~2.5)
+    min_latents: int = 30
+    preset_cache: int = 8
+
+
+def prepare_text(text: str) -> str:
+    """The reference demo's normalisation: typographic quotes to ASCII, outer whitespace removed."""
+    return text.replace("’", "'").replace("“", '"').replace("”", '"').strip()
+
+
+@dataclass(eq=False)
+class _Request:
+    pieces: list[list[int]]
+    preset: VoicePreset
+    cfg_scale: float
+    steps: int
+    generator: torch.Generator | None
+    loop: asyncio.AbstractEventLoop
+    out: asyncio.Queue
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    stream: SpeechStream | None = None
+    piece: int = 0
+
+
+class TTSEngine:
+    sample_rate = SAMPLE_RATE
+    model_id = "vibevoice-realtime"
+
+    def __init__(self, cfg: EngineConfig, loaded: Any) -> None:
+        self.cfg = cfg
+        self.loaded = loaded
+        self.voices = scan(cfg.voices_dir)
+        self._presets: collections.OrderedDict[str, VoicePreset] = collections.OrderedDict()
+        self._preset_lock = threading.Lock()
+        self._active: collections.deque[_Request] = collections.deque()
+        self._waiting: collections.deque[_Request] = collections.deque()
+        self._cond = threading.Condition()
+        self._stop = False
+        self._stats = {"windows": 0, "utterances": 0, "audio_seconds": 0.0, "busy_seconds": 0.0}
+        self._worker = threading.Thread(target=self._work, name="tts-worker", daemon=True)
+        self._worker.start()
+        if not self.voices:
+            log.warning("no voice presets found in %s", cfg.voices_dir)
+
+    @classmethod
+    def load(cls, cfg: EngineConfig) -> TTSEngine:
+        from .loader import load
+
+        return cls(cfg, load(Path(cfg.model_dir), cfg.device, cfg.dtype, cfg.attn_implementation))
+
+    # ---------------------------------------------------------------- voices
+
+    def list_voices(self) -> list[VoiceInfo]:
+        return [describe(v) for v in self.voices]
+
+    def resolve_voice(self, name: str) -> str:
+        """Preset id for ``en-Carter_man``, ``carter``, ``Carter``, a file stem; never a path."""
+        raw = str(name).strip()
+        valid = sorted(self.voices)
+        if not raw or not VOICE_NAME.match(raw) or ".." in raw:
+            raise UnknownVoiceError(raw[:80], valid)
+        low = raw.lower()
+        for v in self.voices:
+            if v.lower() == low:
+                return v
+        short = [v for v in self.voices if describe(v).name.lower() == low]
+        if short:
+            english = [v for v in short if v.startswith("en-")]
+            return (english or short)[0]
+        raise UnknownVoiceError(raw, valid)
+
+    def preset(self, voice_id: str) -> VoicePreset:
+        with self._preset_lock:
+            if voice_id in self._presets:
+                self._presets.move_to_end(voice_id)
+                return self._presets[voice_id]
+        path = self.voices.get(voice_id)
+        if path is None:
+            raise UnknownVoiceError(voice_id, sorted(self.voices))
+        try:
+            preset = load_preset(path, voice_id)
+        except UnsafePresetError as exc:
+            log.error("refused voice preset %s (%s): %s", voice_id, path, exc)
+            raise VoicePresetError(voice_id, str(exc)) from exc
+        except Exception as exc:  # noqa: BLE001 - damaged file: same answer, logged with detail
+            log.error("could not read voice preset %s (%s): %s", voice_id, path, exc)
+            raise VoicePresetError(voice_id, "damaged file") from exc
+        self._check_preset(preset)
+        preset = preset.to(self.loaded.device, self.loaded.dtype)
+        with self._preset_lock:
+            self._presets[voice_id] = preset
+            while len(self._presets) > self.cfg.preset_cache:
+                self._presets.popitem(last=False)
+        return preset
+
+    def _check_preset(self, preset: VoicePreset) -> None:
+        m = self.loaded.model
+        layers = {"lm": m.cfg.lm_layers, "tts_lm": m.cfg.tts_layers, "neg_lm": m.cfg.lm_layers, "neg_tts_lm": m.cfg.tts_layers}
+        for s, n in layers.items():
+            st = preset.streams[s]
+            if len(st.keys) != n or st.last_hidden_state.shape[-1] != m.cfg.hidden_size:
+                log.error("voice preset %s does not fit this model (stream %s: %d layers, hidden %d)", preset.name, s,
+                          len(st.keys), st.last_hidden_state.shape[-1])
+                raise VoicePresetError(preset.name, "made for a different model")
+
+    # ---------------------------------------------------------------- text
+
+    def tokenize(self, text: str) -> list[int]:
+        return list(self.loaded.tokenizer.encode(prepare_text(text) + "\n", add_special_tokens=False))
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenize(text))
+
+    def split(self, text: str) -> list[list[int]]:
+        """Token pieces: the whole text, or sentence groups of at most ``max_piece_tokens`` tokens."""
+        ids = self.tokenize(text)
+        if len(ids) <= self.cfg.max_piece_tokens:
+            return [ids]
+        pieces: list[list[int]] = []
+        current = ""
+        for sentence in (s for s in SENTENCE_END.split(prepare_text(text)) if s.strip()):
+            candidate = f"{current} {sentence}".strip()
+            if current and len(self.tokenize(candidate)) > self.cfg.max_piece_tokens:
+                pieces.append(self.tokenize(current))
+                current = sentence
+            else:
+                current = candidate
+        if current:
+            pieces.append(self.tokenize(current))
+        out: list[list[int]] = []
+        for p in pieces:  # a single sentence longer than the limit is cut at the limit
+            out.extend(p[i : i + self.cfg.max_piece_tokens] for i in range(0, len(p), self.cfg.max_piece_tokens))
+        return out
+
+    # ---------------------------------------------------------------- generation
+
+    def _new_stream(self, ids: list[int], preset: VoicePreset, cfg_scale: float, steps: int,
+                    generator: torch.Generator | None) -> SpeechStream:
+        budget = int(self.cfg.min_latents + self.cfg.latents_per_token * len(ids))
+        return SpeechStream(self.loaded, ids, preset, cfg_scale, steps, generator, budget)
+
+    def synthesize(self, text: str, voice_id: str, *, seed: int | None = None, cfg_scale: float | None = None,
+                   steps: int | None = None) -> np.ndarray:
+        """Whole waveform, synchronously, in this thread (CLI and comparisons).
+
+        With ``seed``, torch's global generator is seeded exactly as the reference demo does.
+        """
+        if seed is not None:
+            torch.manual_seed(seed)
+        preset = self.preset(voice_id)
+        out = []
+        for ids in self.split(text):
+            stream = self._new_stream(ids, preset, cfg_scale or self.cfg.cfg_scale, steps or self.cfg.ddpm_steps, None)
+            while (chunk := stream.next_window()) is not None:
+                out.append(chunk)
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
+
+    async def stream(self, text: str, voice_id: str, *, cfg_scale: float | None = None, steps: int | None = None,
+                     seed: int | None = None) -> AsyncIterator[np.ndarray]:
+        """Float32 chunks at 24 kHz as each speech window is decoded."""
+        preset = await asyncio.to_thread(self.preset, voice_id)
+        pieces = self.split(text)
+        gen = torch.Generator().manual_seed(seed if seed is not None else int(torch.randint(0, 2**62, (1,)).item()))
+        req = _Request(pieces, preset, cfg_scale or self.cfg.cfg_scale, steps or self.cfg.ddpm_steps, gen,
+                       asyncio.get_running_loop(), asyncio.Queue())
+        with self._cond:
+            if len(self._active) >= self.cfg.max_concurrency and len(self._waiting) >= self.cfg.max_queue:
+                raise EngineBusyError(len(self._waiting))
+            (self._active if len(self._active) < self.cfg.max_concurrency else self._waiting).append(req)
+            self._cond.notify()
+        try:
+            while True:
+                kind, payload = await req.out.get()
+                if kind == "audio":
+                    yield payload
+                elif kind == "end":
+                    return
+                else:
+                    raise payload
+        finally:
+            req.cancelled.set()
+            with self._cond:
+                self._cond.notify()
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stop:
+                    self._drop_cancelled()
+                    if self._active:
+                        break
+                    self._cond.wait(timeout=1.0)
+                if self._stop:
+                    return
+                req = self._active.popleft()
+            done = self._advance(req)
+            with self._cond:
+                if not done and not req.cancelled.is_set():
+                    self._active.append(req)  # back of the line: round robin
+                while len(self._active) < self.cfg.max_concurrency and self._waiting:
+                    self._active.append(self._waiting.popleft())
+
+    def _drop_cancelled(self) -> None:
+        for q in (self._active, self._waiting):
+            for r in [r for r in q if r.cancelled.is_set()]:
+                q.remove(r)
+        while len(self._active) < self.cfg.max_concurrency and self._waiting:
+            self._active.append(self._waiting.popleft())
+
+    def _advance(self, req: _Request) -> bool:
+        """One window of ``req``; True when the request is complete."""
+        if req.cancelled.is_set():
+            return True
+        started = time.perf_counter()
+        try:
+            if req.stream is None:
+                req.stream = self._new_stream(req.pieces[req.piece], req.preset, req.cfg_scale, req.steps, req.generator)
+            chunk = req.stream.next_window()
+        except Exception as exc:  # noqa: BLE001 - delivered to the request, logged here
+            log.exception("speech generation failed")
+            from vibevoice_api.shared.errors import InternalError
+
+            req.loop.call_soon_threadsafe(req.out.put_nowait, ("error", InternalError("Speech generation failed.")))
+            return True
+        self._stats["busy_seconds"] += time.perf_counter() - started
+        if chunk is not None:
+            self._stats["windows"] += 1
+            self._stats["audio_seconds"] += chunk.shape[0] / SAMPLE_RATE
+            req.loop.call_soon_threadsafe(req.out.put_nowait, ("audio", chunk))
+        if req.stream.finished:
+            req.piece += 1
+            req.stream = None
+            if req.piece >= len(req.pieces):
+                self._stats["utterances"] += 1
+                req.loop.call_soon_threadsafe(req.out.put_nowait, ("end", None))
+                return True
+        return False
+
+    # ---------------------------------------------------------------- ops
+
+    def warmup(self) -> None:
+        if not self.voices:
+            return
+        voice = next(iter(self.voices))
+        try:
+            preset = self.preset(voice)
+        except VoicePresetError:
+            return
+        stream = self._new_stream(self.tokenize("Hello.")[:5], preset, self.cfg.cfg_scale, self.cfg.ddpm_steps,
+                                  torch.Generator().manual_seed(0))
+        stream.max_latents = 1
+        stream.next_window()
+
+    def stats(self) -> dict[str, Any]:
+        with self._cond:
+            active, waiting = len(self._active), len(self._waiting)
+        return {**self._stats, "active_streams": active, "queue_depth": waiting}
+
+    def close(self) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
