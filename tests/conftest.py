@@ -76,6 +76,8 @@ def service_env(models: Path, **extra: str) -> dict[str, str]:
         "HF_HUB_OFFLINE": "1",
         "VIBEVOICE_ASR_MIN_NEW_TOKENS": "48",
         "VIBEVOICE_ASR_TOKENS_PER_SECOND": "4",
+        "VIBEVOICE_TTS_LATENTS_PER_TOKEN": "1.5",
+        "VIBEVOICE_TTS_MIN_LATENTS": "12",
         "TRANSFORMERS_OFFLINE": "1",
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"),
     }

@@ -36,6 +36,8 @@ def wait_http(url: str, timeout: float = 60.0, status: int | None = 200, proc: s
             if status is None or r.status_code == status:
                 return
             last = r.status_code
+            if r.headers.get("content-type", "").startswith("application/json") and r.json().get("state") == "failed":
+                raise RuntimeError(f"{url} reports a failed start: {r.json().get('error')}")
         except httpx.HTTPError as exc:
             last = exc
         time.sleep(0.1)

@@ -49,7 +49,7 @@ def load_engine(settings: TTSSettings) -> Any:
 
     path = settings.tts_model_path
     ensure_snapshot(path, settings.tts_hf_repo, allow_download=settings.auto_download, what="VibeVoice-Realtime-0.5B")
-    if not any((path / f).is_file() for f in ("tokenizer.json", "vocab.json")):
+    if not any((d / f).is_file() for d in (path, path / "tokenizer") for f in ("tokenizer.json", "vocab.json")):
         ensure_snapshot(
             path / "tokenizer",
             settings.tts_tokenizer_repo,
@@ -67,6 +67,9 @@ def load_engine(settings: TTSSettings) -> Any:
         max_queue=settings.max_queue,
         cfg_scale=settings.tts_cfg_scale,
         ddpm_steps=settings.tts_steps,
+        latents_per_token=settings.tts_latents_per_token,
+        min_latents=settings.tts_min_latents,
+        max_piece_tokens=settings.tts_max_piece_tokens,
     )
     return TTSEngine.load(cfg)
 

@@ -43,6 +43,11 @@ class TTSSettings(ModelServiceSettings):
     tts_cfg_scale: float = Field(1.5, gt=0, le=10, description="Classifier-free guidance scale.")
     tts_steps: int = Field(5, ge=1, le=100, description="Diffusion steps per speech latent.")
     max_upload_mb: float = Field(8.0, gt=0, description="Largest accepted request body, in MiB.")
+    tts_latents_per_token: float = Field(
+        8.0, gt=0, description="Generation budget: speech latents (7.5 per second) per text token, a runaway guard."
+    )
+    tts_min_latents: int = Field(30, ge=1, description="Generation budget floor, in speech latents.")
+    tts_max_piece_tokens: int = Field(400, ge=16, description="Longer input is split at sentence ends into pieces.")
     tts_realtime_enabled: bool = Field(True, description="Serve the /v1/realtime WebSocket.")
 
     @field_validator("tts_voice_map", mode="before")
