@@ -166,6 +166,8 @@ class ASREngine:
         with self._cond:
             self._stop = True
             self._cond.notify_all()
+        if self._worker.is_alive() and threading.current_thread() is not self._worker:
+            self._worker.join(timeout=30)
 
     async def transcribe(
         self,
