@@ -240,11 +240,13 @@ class TTSEngine:
                     self._cond.wait(timeout=1.0)
                 if self._stop:
                     return
-                req = self._active.popleft()
+                req = self._active[0]  # stays counted as active while it runs
             done = self._advance(req)
             with self._cond:
-                if not done and not req.cancelled.is_set():
-                    self._active.append(req)  # back of the line: round robin
+                if req in self._active:
+                    self._active.remove(req)
+                    if not done and not req.cancelled.is_set():
+                        self._active.append(req)  # back of the line: round robin
                 while len(self._active) < self.cfg.max_concurrency and self._waiting:
                     self._active.append(self._waiting.popleft())
 
@@ -268,21 +270,28 @@ class TTSEngine:
             log.exception("speech generation failed")
             from vibevoice_api.shared.errors import InternalError
 
-            req.loop.call_soon_threadsafe(req.out.put_nowait, ("error", InternalError("Speech generation failed.")))
+            self._deliver(req, "error", InternalError("Speech generation failed."))
             return True
         self._stats["busy_seconds"] += time.perf_counter() - started
         if chunk is not None:
             self._stats["windows"] += 1
             self._stats["audio_seconds"] += chunk.shape[0] / SAMPLE_RATE
-            req.loop.call_soon_threadsafe(req.out.put_nowait, ("audio", chunk))
+            self._deliver(req, "audio", chunk)
         if req.stream.finished:
             req.piece += 1
             req.stream = None
             if req.piece >= len(req.pieces):
                 self._stats["utterances"] += 1
-                req.loop.call_soon_threadsafe(req.out.put_nowait, ("end", None))
+                self._deliver(req, "end", None)
                 return True
-        return False
+        return req.cancelled.is_set()
+
+    @staticmethod
+    def _deliver(req: _Request, kind: str, payload: Any) -> None:
+        try:
+            req.loop.call_soon_threadsafe(req.out.put_nowait, (kind, payload))
+        except RuntimeError:  # the client's event loop is gone: nobody is listening any more
+            req.cancelled.set()
 
     # ---------------------------------------------------------------- ops
 
