@@ -79,7 +79,7 @@ def converted_dir(src: Path) -> Path:
     """Where the transformers layout of an original checkpoint is cached."""
     base = os.environ.get("VIBEVOICE_CONVERTED_DIR")
     root = Path(base) if base else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vibevoice-api"
-    stamp = hashlib.sha256()
+    stamp = hashlib.sha256(str(src.resolve()).encode())
     for f in [src / "config.json", *weight_files(src)]:
         st = f.stat()
         stamp.update(f"{f.name}:{st.st_size}:{int(st.st_mtime)}".encode())

@@ -2,7 +2,7 @@
 
 VibeVoice-ASR reads up to 60 minutes in one pass, but a smaller GPU runs out of memory sooner (users
 report 24 GB failing at ~50 minutes): the single-pass limit is a setting. Cuts are made at the
-lowest-energy 50 ms frame within the last quarter of each window, so words are rarely split.
+lowest-energy 50 ms frame within the second half of each window, so words are rarely split.
 Speaker ids restart in every piece (the model sees each piece alone): a documented limitation.
 """
 
@@ -13,7 +13,7 @@ import numpy as np
 FRAME_SECONDS = 0.05
 
 
-def split_points(audio: np.ndarray, sample_rate: int, max_seconds: float, search_fraction: float = 0.25) -> list[int]:
+def split_points(audio: np.ndarray, sample_rate: int, max_seconds: float, search_fraction: float = 0.5) -> list[int]:
     """Sample offsets where pieces start (always begins with 0)."""
     n = audio.shape[0]
     limit = int(max_seconds * sample_rate)

@@ -1,0 +1,216 @@
+"""The ASR engine on tiny VibeVoice-ASR checkpoints in both official layouts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vibevoice_api.asr.engine import ASREngine, EngineConfig, ModelLoadError, Segment
+from vibevoice_api.asr.engine.convert import convert, convert_key, detect_layout
+from vibevoice_api.asr.engine.errors import EngineBusyError
+from vibevoice_api.asr.engine.longform import pieces, split_points
+from vibevoice_api.asr.engine.parsing import SegmentParser
+from vibevoice_api.asr.engine.prompt import build_prompt, context_text
+from vibevoice_api.asr.engine.tiny import original_key, write_tiny_asr_model
+
+SR = 24000
+
+
+@pytest.fixture(scope="module")
+def layouts(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("asr")
+    return {lay: write_tiny_asr_model(root / lay / "VibeVoice-ASR", layout=lay) for lay in ("hf", "original")}
+
+
+def tone(seconds: float, freq: float = 300.0) -> np.ndarray:
+    return (0.1 * np.sin(2 * np.pi * freq * np.arange(int(seconds * SR)) / SR)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def engines(layouts, tmp_path_factory):
+    import os
+
+    os.environ["VIBEVOICE_CONVERTED_DIR"] = str(tmp_path_factory.mktemp("converted"))
+    out = {lay: ASREngine.load(EngineConfig(model_dir=p, device="cpu", min_new_tokens=24, max_batch_wait_ms=300))
+           for lay, p in layouts.items()}
+    yield out
+    for e in out.values():
+        e.close()
+
+
+def test_layouts_detected_and_both_transcribe_identically(engines):
+    assert engines["hf"].layout == "hf" and engines["original"].layout == "original"
+    audio = tone(2.0)
+    a = asyncio.run(engines["hf"].transcribe(audio))
+    b = asyncio.run(engines["original"].transcribe(audio))
+    assert a and a == b  # same random weights, written in two layouts, give the same transcript
+    assert all(0 <= s.start <= s.end <= 2.0 + 1e-6 for s in a)
+
+
+def test_one_time_conversion_matches_in_memory(layouts, engines, tmp_path):
+    out = convert(layouts["original"], tmp_path / "converted")
+    assert detect_layout(out) == "hf"
+    eng = ASREngine.load(EngineConfig(model_dir=out, device="cpu", min_new_tokens=24))
+    try:
+        audio = tone(1.5, 500)
+        assert asyncio.run(eng.transcribe(audio)) == asyncio.run(engines["hf"].transcribe(audio))
+    finally:
+        eng.close()
+
+
+def test_key_renames_round_trip(layouts):
+    from safetensors import safe_open
+
+    with safe_open(str(layouts["hf"] / "model.safetensors"), "pt") as f:
+        keys = list(f.keys())
+    assert keys and all(convert_key(original_key(k)) == k for k in keys)
+    assert convert_key("model.acoustic_tokenizer.decoder.head.conv.conv.weight") is None
+    assert convert_key("model.semantic_tokenizer.encoder.stages.2.0.mixer.conv.conv.conv.weight") == \
+        "semantic_tokenizer_encoder.conv_layers.1.stage.0.mixer.conv.weight"
+
+
+def test_batch_rows_match_solo_logits(engines):
+    """Padded batching does not change a request's view: first-step logits equal its solo run."""
+    lo = engines["hf"].loaded
+    short, long_ = tone(1.0), tone(3.0, 440)
+    batch = lo.processor(text=[build_prompt(None)] * 2, audio=[short, long_], return_tensors="pt", padding=True)
+    solo = lo.processor(text=[build_prompt(None)], audio=[short], return_tensors="pt", padding=True)
+    with torch.no_grad():
+        lb = lo.model(**batch, sample=False).logits[0, -1]
+        ls = lo.model(**solo, sample=False).logits[0, -1]
+    assert torch.allclose(lb, ls, atol=1e-4)
+
+
+def test_concurrent_requests_share_a_batch(engines):
+    eng = engines["hf"]
+    sizes: list[int] = []
+    eng.on_batch = sizes.append
+
+    async def go():
+        return await asyncio.gather(*(eng.transcribe(tone(1.0 + 0.5 * i)) for i in range(4)))
+
+    results = asyncio.run(go())
+    eng.on_batch = None
+    assert len(results) == 4 and sum(sizes) == 4 and max(sizes) > 1
+
+
+def test_stream_yields_then_ends(engines):
+    async def go():
+        return [s async for s in engines["hf"].transcribe_stream(tone(2.0))]
+
+    segs = asyncio.run(go())
+    assert segs and all(isinstance(s, Segment) for s in segs)
+
+
+def test_cancelled_stream_stops_generation(layouts):
+    eng = ASREngine.load(EngineConfig(model_dir=layouts["hf"], device="cpu", min_new_tokens=4000))
+    try:
+        async def go():
+            gen = eng.transcribe_stream(tone(1.0))
+            task = asyncio.ensure_future(gen.__anext__())
+            await asyncio.sleep(0.3)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await gen.aclose()
+            for _ in range(100):  # the worker notices at the next token and frees itself
+                if eng.stats()["batches"] >= 1:
+                    return True
+                await asyncio.sleep(0.05)
+            return False
+
+        assert asyncio.run(go())
+    finally:
+        eng.close()
+
+
+def test_queue_full_is_busy(layouts):
+    eng = ASREngine.load(EngineConfig(model_dir=layouts["hf"], device="cpu", max_queue=0, max_batch_size=1,
+                                      min_new_tokens=200))
+    try:
+        async def go():
+            tasks = [asyncio.ensure_future(eng.transcribe(tone(1.0))) for _ in range(4)]
+            return await asyncio.gather(*tasks, return_exceptions=True)
+
+        results = asyncio.run(go())
+        assert any(isinstance(r, EngineBusyError) for r in results)
+        busy = next(r for r in results if isinstance(r, EngineBusyError))
+        assert busy.status_code == 429 and "Retry-After" in busy.headers
+    finally:
+        eng.close()
+
+
+def test_generation_budget_bounds_output(engines):
+    eng = engines["hf"]
+    assert eng._max_new_tokens(0.1) == 24 + int(12 * 0.1)
+    assert eng._max_new_tokens(10 * 3600) == 32768
+
+
+def test_parser_emits_segments_as_objects_close():
+    p = SegmentParser()
+    text = 'assistant\n[{"Start": 0.0, "End": 1.5, "Speaker": 0, "Content": "Hi there."}, {"Start": 1.5, "End": 3, "Speaker": 1, "Content": "Hello"}]'
+    out = []
+    for i in range(0, len(text), 7):
+        out.append(p.feed(text[i : i + 7]))
+    flat = [s for chunk in out for s in chunk]
+    assert flat == [Segment(0.0, 1.5, 0, "Hi there."), Segment(1.5, 3.0, 1, "Hello")]
+    first_at = next(i for i, c in enumerate(out) if c)
+    assert first_at < len(out) - 3  # the first segment came out long before the end
+
+
+def test_parser_truncated_and_garbage():
+    p = SegmentParser()
+    p.feed('[{"Start": 0, "End": 2, "Speaker": 0, "Content": "done"}, {"Start": 2, "End": 4, "Spea')
+    assert p.finish(5.0) == [Segment(0.0, 2.0, 0, "done")]
+    g = SegmentParser()
+    g.feed("<|im_start|>assistant\nrandom words, no json")
+    assert g.finish(3.0) == [Segment(0.0, 3.0, None, "random words, no json")]
+    assert SegmentParser().finish(1.0) == []
+
+
+def test_prompt_matches_training_format():
+    plain = build_prompt(None)
+    assert plain.startswith("<|im_start|>system\nYou are a helpful assistant that transcribes audio input into text")
+    assert "<|object_ref_start|><|box_start|><|object_ref_end|>\nThis is a <|AUDIO_DURATION|> seconds audio, please " \
+           "transcribe it with these keys: Start time, End time, Speaker ID, Content<|im_end|>\n" in plain
+    ctx = context_text("Names: Ana, Bo", "de", "translate")
+    assert "with extra info: Names: Ana, Bo" in build_prompt(ctx) and "German" in ctx and "English" in ctx
+
+
+def test_long_audio_split_at_silence():
+    parts = [tone(2.4), np.zeros(int(0.6 * SR), np.float32)] * 4
+    audio = np.concatenate(parts)
+    starts = split_points(audio, SR, 4.0)
+    assert starts[0] == 0 and len(starts) >= 3
+    for s in starts[1:]:  # every cut lands in a pause
+        assert np.abs(audio[max(0, s - 240) : s + 240]).max() < 1e-6
+    ps = pieces(audio, SR, 4.0)
+    assert sum(p.shape[0] for _, p in ps) == audio.shape[0] and all(p.shape[0] <= 4 * SR for _, p in ps)
+
+
+@pytest.mark.parametrize("damage", ["no_config", "unknown_arch", "no_weights", "missing_shard", "no_tokenizer"])
+def test_damaged_folder_errors(layouts, tmp_path, damage):
+    d = tmp_path / "VibeVoice-ASR"
+    shutil.copytree(layouts["original"], d)
+    expect = {"no_config": "config.json", "unknown_arch": "not VibeVoice-ASR", "no_weights": "safetensors",
+              "missing_shard": "missing weight shard", "no_tokenizer": "Qwen2.5-7B"}[damage]
+    if damage == "no_config":
+        (d / "config.json").unlink()
+    elif damage == "unknown_arch":
+        cfg = json.loads((d / "config.json").read_text())
+        cfg["architectures"] = ["VibeVoiceStreamingForConditionalGenerationInference"]
+        (d / "config.json").write_text(json.dumps(cfg))
+    elif damage == "no_weights":
+        for f in d.glob("model*"):
+            f.unlink()
+    elif damage == "missing_shard":
+        (d / "model-00002-of-00002.safetensors").unlink()
+    elif damage == "no_tokenizer":
+        shutil.rmtree(d / "tokenizer")
+    with pytest.raises(ModelLoadError, match=expect):
+        ASREngine.load(EngineConfig(model_dir=d, device="cpu"))
