@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from vibevoice_api.asr.engine import ASREngine, EngineConfig, ModelLoadError, Segment
 from vibevoice_api.asr.engine.convert import convert, convert_key, detect_layout
 from vibevoice_api.asr.engine.errors import EngineBusyError
@@ -37,8 +36,10 @@ def engines(layouts, tmp_path_factory):
     import os
 
     os.environ["VIBEVOICE_CONVERTED_DIR"] = str(tmp_path_factory.mktemp("converted"))
-    out = {lay: ASREngine.load(EngineConfig(model_dir=p, device="cpu", min_new_tokens=24, max_batch_wait_ms=300))
-           for lay, p in layouts.items()}
+    out = {
+        lay: ASREngine.load(EngineConfig(model_dir=p, device="cpu", min_new_tokens=24, max_batch_wait_ms=300))
+        for lay, p in layouts.items()
+    }
     yield out
     for e in out.values():
         e.close()
@@ -71,8 +72,10 @@ def test_key_renames_round_trip(layouts):
         keys = list(f.keys())
     assert keys and all(convert_key(original_key(k)) == k for k in keys)
     assert convert_key("model.acoustic_tokenizer.decoder.head.conv.conv.weight") is None
-    assert convert_key("model.semantic_tokenizer.encoder.stages.2.0.mixer.conv.conv.conv.weight") == \
-        "semantic_tokenizer_encoder.conv_layers.1.stage.0.mixer.conv.weight"
+    assert (
+        convert_key("model.semantic_tokenizer.encoder.stages.2.0.mixer.conv.conv.conv.weight")
+        == "semantic_tokenizer_encoder.conv_layers.1.stage.0.mixer.conv.weight"
+    )
 
 
 def test_batch_rows_match_solo_logits(engines):
@@ -111,6 +114,7 @@ def test_stream_yields_then_ends(engines):
 def test_cancelled_stream_stops_generation(layouts):
     eng = ASREngine.load(EngineConfig(model_dir=layouts["hf"], device="cpu", min_new_tokens=4000))
     try:
+
         async def go():
             gen = eng.transcribe_stream(tone(1.0))
             task = asyncio.ensure_future(gen.__anext__())
@@ -130,9 +134,11 @@ def test_cancelled_stream_stops_generation(layouts):
 
 
 def test_queue_full_is_busy(layouts):
-    eng = ASREngine.load(EngineConfig(model_dir=layouts["hf"], device="cpu", max_queue=0, max_batch_size=1,
-                                      min_new_tokens=200))
+    eng = ASREngine.load(
+        EngineConfig(model_dir=layouts["hf"], device="cpu", max_queue=0, max_batch_size=1, min_new_tokens=200)
+    )
     try:
+
         async def go():
             tasks = [asyncio.ensure_future(eng.transcribe(tone(1.0))) for _ in range(4)]
             return await asyncio.gather(*tasks, return_exceptions=True)
@@ -153,7 +159,10 @@ def test_generation_budget_bounds_output(engines):
 
 def test_parser_emits_segments_as_objects_close():
     p = SegmentParser()
-    text = 'assistant\n[{"Start": 0.0, "End": 1.5, "Speaker": 0, "Content": "Hi there."}, {"Start": 1.5, "End": 3, "Speaker": 1, "Content": "Hello"}]'
+    text = (
+        'assistant\n[{"Start": 0.0, "End": 1.5, "Speaker": 0, "Content": "Hi there."}, '
+        '{"Start": 1.5, "End": 3, "Speaker": 1, "Content": "Hello"}]'
+    )
     out = []
     for i in range(0, len(text), 7):
         out.append(p.feed(text[i : i + 7]))
@@ -176,8 +185,10 @@ def test_parser_truncated_and_garbage():
 def test_prompt_matches_training_format():
     plain = build_prompt(None)
     assert plain.startswith("<|im_start|>system\nYou are a helpful assistant that transcribes audio input into text")
-    assert "<|object_ref_start|><|box_start|><|object_ref_end|>\nThis is a <|AUDIO_DURATION|> seconds audio, please " \
-           "transcribe it with these keys: Start time, End time, Speaker ID, Content<|im_end|>\n" in plain
+    assert (
+        "<|object_ref_start|><|box_start|><|object_ref_end|>\nThis is a <|AUDIO_DURATION|> seconds audio, please "
+        "transcribe it with these keys: Start time, End time, Speaker ID, Content<|im_end|>\n" in plain
+    )
     ctx = context_text("Names: Ana, Bo", "de", "translate")
     assert "with extra info: Names: Ana, Bo" in build_prompt(ctx) and "German" in ctx and "English" in ctx
 
@@ -197,8 +208,13 @@ def test_long_audio_split_at_silence():
 def test_damaged_folder_errors(layouts, tmp_path, damage):
     d = tmp_path / "VibeVoice-ASR"
     shutil.copytree(layouts["original"], d)
-    expect = {"no_config": "config.json", "unknown_arch": "not VibeVoice-ASR", "no_weights": "safetensors",
-              "missing_shard": "missing weight shard", "no_tokenizer": "Qwen2.5-7B"}[damage]
+    expect = {
+        "no_config": "config.json",
+        "unknown_arch": "not VibeVoice-ASR",
+        "no_weights": "safetensors",
+        "missing_shard": "missing weight shard",
+        "no_tokenizer": "Qwen2.5-7B",
+    }[damage]
     if damage == "no_config":
         (d / "config.json").unlink()
     elif damage == "unknown_arch":

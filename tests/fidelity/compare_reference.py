@@ -42,16 +42,58 @@ def main() -> int:
         model = root / "VibeVoice-Realtime-0.5B"
         voice = root / "voices" / "streaming_model" / f"{args.voice}.pt"
         ref_out, our_out = root / "ref.npy", root / "ours.npy"
-        subprocess.run([args.ref_python, str(HERE / "ref_driver.py"), "--ref", args.ref, "--model-dir", str(model),
-                        "--voice", str(voice), "--text", args.text, "--seed", str(args.seed), "--cfg-scale",
-                        str(args.cfg_scale), "--steps", str(args.steps), "--max-new-tokens", str(args.max_new_tokens),
-                        "--out", str(ref_out)], check=True)
+        subprocess.run(
+            [
+                args.ref_python,
+                str(HERE / "ref_driver.py"),
+                "--ref",
+                args.ref,
+                "--model-dir",
+                str(model),
+                "--voice",
+                str(voice),
+                "--text",
+                args.text,
+                "--seed",
+                str(args.seed),
+                "--cfg-scale",
+                str(args.cfg_scale),
+                "--steps",
+                str(args.steps),
+                "--max-new-tokens",
+                str(args.max_new_tokens),
+                "--out",
+                str(ref_out),
+            ],
+            check=True,
+        )
         ref = np.load(ref_out)
         latents = ref.size // 3200
-        subprocess.run([str(BIN / "vibevoice-tts"), "synthesize", "--model-dir", str(root), "--voice", args.voice,
-                        "--text", args.text, "--seed", str(args.seed), "--cfg-scale", str(args.cfg_scale), "--steps",
-                        str(args.steps), "--max-latents", str(latents), "--device", "cpu", "--out", str(our_out)],
-                       check=True)
+        subprocess.run(
+            [
+                str(BIN / "vibevoice-tts"),
+                "synthesize",
+                "--model-dir",
+                str(root),
+                "--voice",
+                args.voice,
+                "--text",
+                args.text,
+                "--seed",
+                str(args.seed),
+                "--cfg-scale",
+                str(args.cfg_scale),
+                "--steps",
+                str(args.steps),
+                "--max-latents",
+                str(latents),
+                "--device",
+                "cpu",
+                "--out",
+                str(our_out),
+            ],
+            check=True,
+        )
         ours = np.load(our_out)
     n = min(ref.size, ours.size)
     diff = float(np.abs(ref[:n] - ours[:n]).max()) if n else float("inf")

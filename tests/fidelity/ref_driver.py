@@ -31,8 +31,9 @@ from vibevoice.modular.modular_vibevoice_text_tokenizer import VibeVoiceTextToke
 from vibevoice.processor.vibevoice_streaming_processor import VibeVoiceStreamingProcessor  # noqa: E402
 
 # Our tiny tokenizer files are written by transformers 5; build the 4.51 class straight from tokenizer.json.
-tokenizer = VibeVoiceTextTokenizerFast(tokenizer_file=args.model_dir + "/tokenizer/tokenizer.json",
-                                       eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+tokenizer = VibeVoiceTextTokenizerFast(
+    tokenizer_file=args.model_dir + "/tokenizer/tokenizer.json", eos_token="<|endoftext|>", pad_token="<|endoftext|>"
+)
 processor = VibeVoiceStreamingProcessor(tokenizer=tokenizer)
 model = VibeVoiceStreamingForConditionalGenerationInference.from_pretrained(
     args.model_dir, torch_dtype=torch.float32, device_map="cpu", attn_implementation="sdpa"
@@ -40,11 +41,19 @@ model = VibeVoiceStreamingForConditionalGenerationInference.from_pretrained(
 model.set_ddpm_inference_steps(num_steps=args.steps)
 prefilled = torch.load(args.voice, map_location="cpu", weights_only=False)  # our own test file, not untrusted
 text = args.text.replace("’", "'").replace("“", '"').replace("”", '"')
-inputs = processor.process_input_with_cached_prompt(text=text, cached_prompt=prefilled, padding=True,
-                                                    return_tensors="pt", return_attention_mask=True)
+inputs = processor.process_input_with_cached_prompt(
+    text=text, cached_prompt=prefilled, padding=True, return_tensors="pt", return_attention_mask=True
+)
 torch.manual_seed(args.seed)
-out = model.generate(**inputs, max_new_tokens=args.max_new_tokens, cfg_scale=args.cfg_scale,
-                     tokenizer=processor.tokenizer, generation_config={"do_sample": False}, verbose=False,
-                     show_progress_bar=False, all_prefilled_outputs=copy.deepcopy(prefilled))
+out = model.generate(
+    **inputs,
+    max_new_tokens=args.max_new_tokens,
+    cfg_scale=args.cfg_scale,
+    tokenizer=processor.tokenizer,
+    generation_config={"do_sample": False},
+    verbose=False,
+    show_progress_bar=False,
+    all_prefilled_outputs=copy.deepcopy(prefilled),
+)
 np.save(args.out, out.speech_outputs[0].reshape(-1).float().numpy())
 print("reference samples", out.speech_outputs[0].numel())

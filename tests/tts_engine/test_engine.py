@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from vibevoice_api.tts.engine import EngineConfig, ModelLoadError, TTSEngine, UnknownVoiceError, VoicePresetError
 from vibevoice_api.tts.engine.errors import EngineBusyError
 from vibevoice_api.tts.engine.model import checkpoint_key, module_key
@@ -33,8 +32,9 @@ def models(tmp_path_factory) -> Path:
 
 def make(models: Path, **kw) -> TTSEngine:
     opts = {"device": "cpu", "latents_per_token": 1.0, "min_latents": 12, **kw}
-    cfg = EngineConfig(model_dir=models / "VibeVoice-Realtime-0.5B", voices_dir=models / "voices" / "streaming_model",
-                       **opts)
+    cfg = EngineConfig(
+        model_dir=models / "VibeVoice-Realtime-0.5B", voices_dir=models / "voices" / "streaming_model", **opts
+    )
     return TTSEngine.load(cfg)
 
 
@@ -51,10 +51,14 @@ def test_key_mapping_round_trips(engine):
             continue
         assert module_key(checkpoint_key(name)) == name
     # Official names of the decoder as Microsoft's modules spell them.
-    assert checkpoint_key("acoustic_decoder.stem.conv.conv.weight") == \
-        "model.acoustic_tokenizer.decoder.upsample_layers.0.0.conv.conv.weight"
-    assert checkpoint_key("acoustic_decoder.conv_layers.0.stage.0.mixer.conv.weight") == \
-        "model.acoustic_tokenizer.decoder.stages.1.0.mixer.conv.conv.conv.weight"
+    assert (
+        checkpoint_key("acoustic_decoder.stem.conv.conv.weight")
+        == "model.acoustic_tokenizer.decoder.upsample_layers.0.0.conv.conv.weight"
+    )
+    assert (
+        checkpoint_key("acoustic_decoder.conv_layers.0.stage.0.mixer.conv.weight")
+        == "model.acoustic_tokenizer.decoder.stages.1.0.mixer.conv.conv.conv.weight"
+    )
     assert module_key("model.tts_language_model.embed_tokens.weight") is None
 
 
@@ -99,6 +103,7 @@ def test_concurrent_streams_equal_their_solo_runs(engine):
 def test_cancel_frees_the_slot(models):
     eng = make(models, max_concurrency=1, max_queue=0, min_latents=3000)
     try:
+
         async def scenario():
             gen = eng.stream("A long sentence that would take a while to speak fully.", "en-Carter_man", seed=0)
             first = await gen.__anext__()
@@ -153,11 +158,18 @@ def test_safetensors_preset_gives_identical_audio(engine, models, tmp_path):
     again = load_safetensors(out / "en-Carter_man.safetensors")
     for s in preset.streams:
         assert all(torch.equal(a, b) for a, b in zip(preset.streams[s].keys, again.streams[s].keys, strict=True))
-    cfg = EngineConfig(model_dir=models / "VibeVoice-Realtime-0.5B", voices_dir=out, device="cpu",
-                       latents_per_token=1.0, min_latents=12)
+    cfg = EngineConfig(
+        model_dir=models / "VibeVoice-Realtime-0.5B",
+        voices_dir=out,
+        device="cpu",
+        latents_per_token=1.0,
+        min_latents=12,
+    )
     eng2 = TTSEngine(cfg, engine.loaded)
     try:
-        assert np.array_equal(eng2.synthesize(TEXT, "en-Carter_man", seed=3), engine.synthesize(TEXT, "en-Carter_man", seed=3))
+        assert np.array_equal(
+            eng2.synthesize(TEXT, "en-Carter_man", seed=3), engine.synthesize(TEXT, "en-Carter_man", seed=3)
+        )
     finally:
         eng2.close()
 
@@ -193,14 +205,21 @@ def test_bad_preset_is_a_voice_error_not_a_crash(models, tmp_path):
         eng.close()
 
 
-@pytest.mark.parametrize("damage", ["no_config", "bad_json", "wrong_type", "no_weights", "truncated", "no_tokenizer",
-                                    "missing_key"])
+@pytest.mark.parametrize(
+    "damage", ["no_config", "bad_json", "wrong_type", "no_weights", "truncated", "no_tokenizer", "missing_key"]
+)
 def test_damaged_model_folder_errors_name_the_problem(models, tmp_path, damage):
     d = tmp_path / "VibeVoice-Realtime-0.5B"
     shutil.copytree(models / "VibeVoice-Realtime-0.5B", d)
-    expect = {"no_config": "config.json", "bad_json": "not valid JSON", "wrong_type": "model_type",
-              "no_weights": "model.safetensors", "truncated": "safetensors", "no_tokenizer": "tokenizer",
-              "missing_key": "lacks"}[damage]
+    expect = {
+        "no_config": "config.json",
+        "bad_json": "not valid JSON",
+        "wrong_type": "model_type",
+        "no_weights": "model.safetensors",
+        "truncated": "safetensors",
+        "no_tokenizer": "tokenizer",
+        "missing_key": "lacks",
+    }[damage]
     if damage == "no_config":
         (d / "config.json").unlink()
     elif damage == "bad_json":

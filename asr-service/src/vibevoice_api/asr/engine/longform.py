@@ -28,10 +28,7 @@ def split_points(audio: np.ndarray, sample_rate: int, max_seconds: float, search
         hi = pos + limit
         lo = pos + int(limit * (1 - search_fraction))
         f_lo, f_hi = lo // frame, min(hi // frame, energy.shape[0])
-        if f_hi > f_lo:
-            cut = (f_lo + int(np.argmin(energy[f_lo:f_hi]))) * frame + frame // 2
-        else:
-            cut = hi
+        cut = (f_lo + int(np.argmin(energy[f_lo:f_hi]))) * frame + frame // 2 if f_hi > f_lo else hi
         cut = min(max(cut, pos + 1), hi)
         starts.append(cut)
         pos = cut

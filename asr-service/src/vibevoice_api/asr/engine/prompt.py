@@ -29,7 +29,10 @@ def context_text(prompt: str | None, language: str | None, task: str) -> str | N
 
 def build_prompt(context: str | None) -> str:
     if context:
-        ask = f"This is a <|AUDIO_DURATION|> seconds audio, with extra info: {context}\n\nPlease transcribe it with these keys: {KEYS}"
+        ask = (
+            f"This is a <|AUDIO_DURATION|> seconds audio, with extra info: {context}\n\n"
+            f"Please transcribe it with these keys: {KEYS}"
+        )
     else:
         ask = f"This is a <|AUDIO_DURATION|> seconds audio, please transcribe it with these keys: {KEYS}"
     return f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n{AUDIO}\n{ask}<|im_end|>\n"

@@ -4,5 +4,12 @@ from .errors import EngineBusyError, ModelLoadError, UnknownVoiceError, VoicePre
 from .runtime import EngineConfig, TTSEngine
 from .voices import VoiceInfo
 
-__all__ = ["EngineBusyError", "EngineConfig", "ModelLoadError", "TTSEngine", "UnknownVoiceError", "VoiceInfo",
-           "VoicePresetError"]
+__all__ = [
+    "EngineBusyError",
+    "EngineConfig",
+    "ModelLoadError",
+    "TTSEngine",
+    "UnknownVoiceError",
+    "VoiceInfo",
+    "VoicePresetError",
+]

@@ -19,9 +19,13 @@ from .runtime import EngineConfig, TTSEngine
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="vibevoice-tts synthesize", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model-dir", type=Path, required=True, help="VibeVoice-Realtime-0.5B folder (or MODEL_DIR holding it)")
+    ap.add_argument(
+        "--model-dir", type=Path, required=True, help="VibeVoice-Realtime-0.5B folder (or MODEL_DIR holding it)"
+    )
     ap.add_argument("--voice", required=True, help="preset name (carter, en-Carter_man) or a .pt/.safetensors file")
-    ap.add_argument("--voices-dir", type=Path, default=None, help="presets folder (default: MODEL_DIR/voices/streaming_model)")
+    ap.add_argument(
+        "--voices-dir", type=Path, default=None, help="presets folder (default: MODEL_DIR/voices/streaming_model)"
+    )
     ap.add_argument("--text", required=True)
     ap.add_argument("--out", type=Path, required=True, help="output .wav (24 kHz PCM16) or .npy (float32 samples)")
     ap.add_argument("--seed", type=int, default=None)
@@ -36,9 +40,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not (model_dir / "config.json").is_file() and (model_dir / "VibeVoice-Realtime-0.5B" / "config.json").is_file():
         model_dir = model_dir / "VibeVoice-Realtime-0.5B"
     voice_file = Path(args.voice) if args.voice.endswith((".pt", ".safetensors")) else None
-    voices_dir = voice_file.parent if voice_file else (args.voices_dir or model_dir.parent / "voices" / "streaming_model")
-    cfg = EngineConfig(model_dir=model_dir, voices_dir=voices_dir, device=args.device, cfg_scale=args.cfg_scale,
-                       ddpm_steps=args.steps, latents_per_token=args.max_latents_per_token, max_piece_tokens=100_000)
+    voices_dir = (
+        voice_file.parent if voice_file else (args.voices_dir or model_dir.parent / "voices" / "streaming_model")
+    )
+    cfg = EngineConfig(
+        model_dir=model_dir,
+        voices_dir=voices_dir,
+        device=args.device,
+        cfg_scale=args.cfg_scale,
+        ddpm_steps=args.steps,
+        latents_per_token=args.max_latents_per_token,
+        max_piece_tokens=100_000,
+    )
     try:
         engine = TTSEngine.load(cfg)
     except ModelLoadError as exc:

@@ -23,8 +23,11 @@ class VoicePresetError(InvalidRequestError):
     """A preset file exists but was refused (unsafe pickle) or is damaged."""
 
     def __init__(self, name: str, why: str) -> None:
-        super().__init__(f"The voice {name!r} is unavailable: its preset file was refused ({why}).", param="voice",
-                         code="voice_unavailable")
+        super().__init__(
+            f"The voice {name!r} is unavailable: its preset file was refused ({why}).",
+            param="voice",
+            code="voice_unavailable",
+        )
 
 
 class EngineBusyError(RateLimitError):

@@ -43,8 +43,10 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ModelLoadError(f"VIBEVOICE_DEVICE={name} but no CUDA GPU is visible to this process "
-                                 "(check the NVIDIA runtime / CUDA_VISIBLE_DEVICES), or set VIBEVOICE_DEVICE=cpu.")
+            raise ModelLoadError(
+                f"VIBEVOICE_DEVICE={name} but no CUDA GPU is visible to this process "
+                "(check the NVIDIA runtime / CUDA_VISIBLE_DEVICES), or set VIBEVOICE_DEVICE=cpu."
+            )
         idx = int(name.split(":", 1)[1]) if ":" in name else 0
         if idx >= torch.cuda.device_count():
             raise ModelLoadError(f"VIBEVOICE_DEVICE={name} but only {torch.cuda.device_count()} GPU(s) are visible.")
@@ -105,8 +107,9 @@ def find_tokenizer(folder: Path) -> Path:
     for cand in (folder, folder / "tokenizer"):
         if (cand / "tokenizer.json").is_file() or ((cand / "vocab.json").is_file() and (cand / "merges.txt").is_file()):
             return cand
-    raise ModelLoadError(f"No tokenizer files in {folder} or {folder / 'tokenizer'}. "
-                         + TOKENIZER_HINT.format(dir=folder / "tokenizer"))
+    raise ModelLoadError(
+        f"No tokenizer files in {folder} or {folder / 'tokenizer'}. " + TOKENIZER_HINT.format(dir=folder / "tokenizer")
+    )
 
 
 def load_state(model: RealtimeModel, files: list[Path]) -> None:
@@ -130,25 +133,33 @@ def load_state(model: RealtimeModel, files: list[Path]) -> None:
                     continue
                 try:
                     tensor = handle.get_tensor(key)
-                except Exception as exc:  # noqa: BLE001 - a damaged tensor is a damaged file
+                except Exception as exc:
                     raise ModelLoadError(f"{f}: tensor {key} could not be read ({exc}).") from exc
                 if tuple(tensor.shape) != tuple(expected[name].shape):
-                    raise ModelLoadError(f"{f}: {key} has shape {tuple(tensor.shape)}, the config implies "
-                                         f"{tuple(expected[name].shape)} (config.json and weights disagree).")
+                    raise ModelLoadError(
+                        f"{f}: {key} has shape {tuple(tensor.shape)}, the config implies "
+                        f"{tuple(expected[name].shape)} (config.json and weights disagree)."
+                    )
                 with torch.no_grad():
                     expected[name].copy_(tensor.to(expected[name].dtype))
                 seen.add(name)
     missing = [k for k in expected if k not in seen and not k.endswith("inv_freq")]
     if unexpected:
-        raise ModelLoadError(f"The checkpoint has {len(unexpected)} unexpected weights, e.g. {unexpected[:3]}: "
-                             "not a VibeVoice-Realtime-0.5B checkpoint?")
+        raise ModelLoadError(
+            f"The checkpoint has {len(unexpected)} unexpected weights, e.g. {unexpected[:3]}: "
+            "not a VibeVoice-Realtime-0.5B checkpoint?"
+        )
     if missing:
-        raise ModelLoadError(f"The checkpoint lacks {len(missing)} weights, e.g. {missing[:3]}: the files are incomplete.")
+        raise ModelLoadError(
+            f"The checkpoint lacks {len(missing)} weights, e.g. {missing[:3]}: the files are incomplete."
+        )
     if not torch.isfinite(model.speech_scaling_factor) or not torch.isfinite(model.speech_bias_factor):
         raise ModelLoadError("speech_scaling_factor / speech_bias_factor are missing or NaN in the checkpoint.")
 
 
-def load(folder: Path, device: str = "auto", dtype: str | None = None, attn_implementation: str | None = None) -> Loaded:
+def load(
+    folder: Path, device: str = "auto", dtype: str | None = None, attn_implementation: str | None = None
+) -> Loaded:
     from transformers import AutoTokenizer
 
     folder = Path(folder)
@@ -157,11 +168,12 @@ def load(folder: Path, device: str = "auto", dtype: str | None = None, attn_impl
     tok_dir = find_tokenizer(folder)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(tok_dir), local_files_only=True)
-    except Exception as exc:  # noqa: BLE001 - any tokenizer failure is a folder problem
+    except Exception as exc:
         raise ModelLoadError(f"Could not load the tokenizer in {tok_dir}: {exc}") from exc
     dev = resolve_device(device)
     torch_dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}.get(
-        dtype or "", torch.bfloat16 if dev.type == "cuda" else torch.float32)
+        dtype or "", torch.bfloat16 if dev.type == "cuda" else torch.float32
+    )
     attn = resolve_attention(attn_implementation, dev)
     model = RealtimeModel(cfg, attn).eval()
     load_state(model, files)

@@ -229,8 +229,11 @@ class RealtimeModel(nn.Module):
         self.acoustic_connector = SpeechConnector(cfg.vae_dim, h)
         head = cfg.head
         self.prediction_head = DiffusionHead(
-            int(head.get("hidden_size", h)), int(head.get("latent_size", cfg.vae_dim)), int(head.get("head_layers", 4)),
-            float(head.get("head_ffn_ratio", 3.0)), float(head.get("rms_norm_eps", 1e-5)),
+            int(head.get("hidden_size", h)),
+            int(head.get("latent_size", cfg.vae_dim)),
+            int(head.get("head_layers", 4)),
+            float(head.get("head_ffn_ratio", 3.0)),
+            float(head.get("rms_norm_eps", 1e-5)),
         )
         self.acoustic_decoder = VibeVoiceAcousticTokenizerDecoderModel(cfg.decoder_config())
         self.tts_eos_classifier = EosClassifier(h)
@@ -256,7 +259,7 @@ def module_key(key: str) -> str | None:
     if key.startswith("tts_eos_classifier."):
         return key
     if key.startswith(_DECODER):
-        rest = key[len(_DECODER):].replace(".mixer.conv.conv.conv.", ".mixer.conv.")
+        rest = key[len(_DECODER) :].replace(".mixer.conv.conv.conv.", ".mixer.conv.")
         m = re.match(r"^upsample_layers\.(\d+)\.0\.(conv|convtr)\.(.*)$", rest)
         if m:
             i, kind, tail = int(m.group(1)), m.group(2), m.group(3)
@@ -266,12 +269,16 @@ def module_key(key: str) -> str | None:
         m = re.match(r"^stages\.(\d+)\.(.*)$", rest)
         if m:
             i, tail = int(m.group(1)), m.group(2)
-            return f"acoustic_decoder.stem.stage.{tail}" if i == 0 else f"acoustic_decoder.conv_layers.{i - 1}.stage.{tail}"
+            return (
+                f"acoustic_decoder.stem.stage.{tail}"
+                if i == 0
+                else f"acoustic_decoder.conv_layers.{i - 1}.stage.{tail}"
+            )
         if rest.startswith("head.conv."):
-            return "acoustic_decoder.head." + rest[len("head.conv."):]
+            return "acoustic_decoder.head." + rest[len("head.conv.") :]
         return "acoustic_decoder." + rest
     if key.startswith("model."):
-        return key[len("model."):]
+        return key[len("model.") :]
     return key
 
 
@@ -280,11 +287,11 @@ def checkpoint_key(name: str) -> str:
     if name.startswith("tts_eos_classifier."):
         return name
     if name.startswith("acoustic_decoder."):
-        rest = name[len("acoustic_decoder."):].replace(".mixer.conv.", ".mixer.conv.conv.conv.")
+        rest = name[len("acoustic_decoder.") :].replace(".mixer.conv.", ".mixer.conv.conv.conv.")
         if rest.startswith("stem.conv."):
-            return f"{_DECODER}upsample_layers.0.0.conv.{rest[len('stem.conv.'):]}"
+            return f"{_DECODER}upsample_layers.0.0.conv.{rest[len('stem.conv.') :]}"
         if rest.startswith("stem.stage."):
-            return f"{_DECODER}stages.0.{rest[len('stem.stage.'):]}"
+            return f"{_DECODER}stages.0.{rest[len('stem.stage.') :]}"
         m = re.match(r"^conv_layers\.(\d+)\.(convtr|stage)\.(.*)$", rest)
         if m:
             i, kind, tail = int(m.group(1)), m.group(2), m.group(3)
@@ -292,6 +299,6 @@ def checkpoint_key(name: str) -> str:
                 return f"{_DECODER}upsample_layers.{i + 1}.0.convtr.{tail}"
             return f"{_DECODER}stages.{i + 1}.{tail}"
         if rest.startswith("head."):
-            return f"{_DECODER}head.conv.{rest[len('head.'):]}"
+            return f"{_DECODER}head.conv.{rest[len('head.') :]}"
         return _DECODER + rest
     return "model." + name

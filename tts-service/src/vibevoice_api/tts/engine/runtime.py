@@ -130,7 +130,7 @@ class TTSEngine:
         except UnsafePresetError as exc:
             log.error("refused voice preset %s (%s): %s", voice_id, path, exc)
             raise VoicePresetError(voice_id, str(exc)) from exc
-        except Exception as exc:  # noqa: BLE001 - damaged file: same answer, logged with detail
+        except Exception as exc:
             log.error("could not read voice preset %s (%s): %s", voice_id, path, exc)
             raise VoicePresetError(voice_id, "damaged file") from exc
         self._check_preset(preset)
@@ -143,12 +143,22 @@ class TTSEngine:
 
     def _check_preset(self, preset: VoicePreset) -> None:
         m = self.loaded.model
-        layers = {"lm": m.cfg.lm_layers, "tts_lm": m.cfg.tts_layers, "neg_lm": m.cfg.lm_layers, "neg_tts_lm": m.cfg.tts_layers}
+        layers = {
+            "lm": m.cfg.lm_layers,
+            "tts_lm": m.cfg.tts_layers,
+            "neg_lm": m.cfg.lm_layers,
+            "neg_tts_lm": m.cfg.tts_layers,
+        }
         for s, n in layers.items():
             st = preset.streams[s]
             if len(st.keys) != n or st.last_hidden_state.shape[-1] != m.cfg.hidden_size:
-                log.error("voice preset %s does not fit this model (stream %s: %d layers, hidden %d)", preset.name, s,
-                          len(st.keys), st.last_hidden_state.shape[-1])
+                log.error(
+                    "voice preset %s does not fit this model (stream %s: %d layers, hidden %d)",
+                    preset.name,
+                    s,
+                    len(st.keys),
+                    st.last_hidden_state.shape[-1],
+                )
                 raise VoicePresetError(preset.name, "made for a different model")
 
     # ---------------------------------------------------------------- text
@@ -182,13 +192,21 @@ class TTSEngine:
 
     # ---------------------------------------------------------------- generation
 
-    def _new_stream(self, ids: list[int], preset: VoicePreset, cfg_scale: float, steps: int,
-                    generator: torch.Generator | None) -> SpeechStream:
+    def _new_stream(
+        self, ids: list[int], preset: VoicePreset, cfg_scale: float, steps: int, generator: torch.Generator | None
+    ) -> SpeechStream:
         budget = int(self.cfg.min_latents + self.cfg.latents_per_token * len(ids))
         return SpeechStream(self.loaded, ids, preset, cfg_scale, steps, generator, budget)
 
-    def synthesize(self, text: str, voice_id: str, *, seed: int | None = None, cfg_scale: float | None = None,
-                   steps: int | None = None) -> np.ndarray:
+    def synthesize(
+        self,
+        text: str,
+        voice_id: str,
+        *,
+        seed: int | None = None,
+        cfg_scale: float | None = None,
+        steps: int | None = None,
+    ) -> np.ndarray:
         """Whole waveform, synchronously, in this thread (CLI and comparisons).
 
         With ``seed``, torch's global generator is seeded exactly as the reference demo does.
@@ -203,14 +221,28 @@ class TTSEngine:
                 out.append(chunk)
         return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
 
-    async def stream(self, text: str, voice_id: str, *, cfg_scale: float | None = None, steps: int | None = None,
-                     seed: int | None = None) -> AsyncIterator[np.ndarray]:
+    async def stream(
+        self,
+        text: str,
+        voice_id: str,
+        *,
+        cfg_scale: float | None = None,
+        steps: int | None = None,
+        seed: int | None = None,
+    ) -> AsyncIterator[np.ndarray]:
         """Float32 chunks at 24 kHz as each speech window is decoded."""
         preset = await asyncio.to_thread(self.preset, voice_id)
         pieces = self.split(text)
         gen = torch.Generator().manual_seed(seed if seed is not None else int(torch.randint(0, 2**62, (1,)).item()))
-        req = _Request(pieces, preset, cfg_scale or self.cfg.cfg_scale, steps or self.cfg.ddpm_steps, gen,
-                       asyncio.get_running_loop(), asyncio.Queue())
+        req = _Request(
+            pieces,
+            preset,
+            cfg_scale or self.cfg.cfg_scale,
+            steps or self.cfg.ddpm_steps,
+            gen,
+            asyncio.get_running_loop(),
+            asyncio.Queue(),
+        )
         with self._cond:
             if len(self._active) >= self.cfg.max_concurrency and len(self._waiting) >= self.cfg.max_queue:
                 raise EngineBusyError(len(self._waiting))
@@ -264,9 +296,11 @@ class TTSEngine:
         started = time.perf_counter()
         try:
             if req.stream is None:
-                req.stream = self._new_stream(req.pieces[req.piece], req.preset, req.cfg_scale, req.steps, req.generator)
+                req.stream = self._new_stream(
+                    req.pieces[req.piece], req.preset, req.cfg_scale, req.steps, req.generator
+                )
             chunk = req.stream.next_window()
-        except Exception as exc:  # noqa: BLE001 - delivered to the request, logged here
+        except Exception:
             log.exception("speech generation failed")
             from vibevoice_api.shared.errors import InternalError
 
@@ -303,8 +337,13 @@ class TTSEngine:
             preset = self.preset(voice)
         except VoicePresetError:
             return
-        stream = self._new_stream(self.tokenize("Hello.")[:5], preset, self.cfg.cfg_scale, self.cfg.ddpm_steps,
-                                  torch.Generator().manual_seed(0))
+        stream = self._new_stream(
+            self.tokenize("Hello.")[:5],
+            preset,
+            self.cfg.cfg_scale,
+            self.cfg.ddpm_steps,
+            torch.Generator().manual_seed(0),
+        )
         stream.max_latents = 1
         stream.next_window()
 

@@ -28,10 +28,30 @@ from .model import RealtimeConfig, RealtimeModel, checkpoint_key
 
 DEFAULT_VOICES = ["en-Carter_man", "en-Emma_woman", "en-Davis_man", "in-Samuel_man", "de-Spk0_man"]
 SIZES = {
-    "tiny": {"hidden": 64, "layers": 4, "tts": 2, "heads": 4, "kv": 2, "ffn": 128, "vae": 8, "filters": 4,
-             "depths": "1-1-1-1-1-1-1", "head_layers": 1},
-    "mid": {"hidden": 384, "layers": 12, "tts": 8, "heads": 6, "kv": 2, "ffn": 1024, "vae": 64, "filters": 16,
-            "depths": "2-2-2-2-2-2-4", "head_layers": 2},
+    "tiny": {
+        "hidden": 64,
+        "layers": 4,
+        "tts": 2,
+        "heads": 4,
+        "kv": 2,
+        "ffn": 128,
+        "vae": 8,
+        "filters": 4,
+        "depths": "1-1-1-1-1-1-1",
+        "head_layers": 1,
+    },
+    "mid": {
+        "hidden": 384,
+        "layers": 12,
+        "tts": 8,
+        "heads": 6,
+        "kv": 2,
+        "ffn": 1024,
+        "vae": 64,
+        "filters": 16,
+        "depths": "2-2-2-2-2-2-4",
+        "head_layers": 2,
+    },
 }
 
 
@@ -44,33 +64,68 @@ def tiny_config(vocab: int, size: str = "tiny") -> dict[str, Any]:
         "tts_backbone_num_hidden_layers": s["tts"],
         "torch_dtype": "float32",
         "acoustic_tokenizer_config": {
-            "model_type": "vibevoice_acoustic_tokenizer", "causal": True, "channels": 1, "conv_bias": True,
-            "conv_norm": "none", "corpus_normalize": 0.0, "decoder_depths": None, "decoder_n_filters": s["filters"],
-            "decoder_ratios": [8, 5, 5, 4, 2, 2], "disable_last_norm": True, "encoder_depths": s["depths"],
-            "encoder_n_filters": s["filters"], "encoder_ratios": [8, 5, 5, 4, 2, 2], "fix_std": 0.5,
-            "layer_scale_init_value": 1e-6, "layernorm": "RMSNorm", "layernorm_elementwise_affine": True,
-            "layernorm_eps": 1e-5, "mixer_layer": "depthwise_conv", "pad_mode": "constant", "std_dist_type": "gaussian",
-            "vae_dim": s["vae"], "weight_init_value": 0.01,
+            "model_type": "vibevoice_acoustic_tokenizer",
+            "causal": True,
+            "channels": 1,
+            "conv_bias": True,
+            "conv_norm": "none",
+            "corpus_normalize": 0.0,
+            "decoder_depths": None,
+            "decoder_n_filters": s["filters"],
+            "decoder_ratios": [8, 5, 5, 4, 2, 2],
+            "disable_last_norm": True,
+            "encoder_depths": s["depths"],
+            "encoder_n_filters": s["filters"],
+            "encoder_ratios": [8, 5, 5, 4, 2, 2],
+            "fix_std": 0.5,
+            "layer_scale_init_value": 1e-6,
+            "layernorm": "RMSNorm",
+            "layernorm_elementwise_affine": True,
+            "layernorm_eps": 1e-5,
+            "mixer_layer": "depthwise_conv",
+            "pad_mode": "constant",
+            "std_dist_type": "gaussian",
+            "vae_dim": s["vae"],
+            "weight_init_value": 0.01,
         },
         "decoder_config": {
-            "model_type": "qwen2", "hidden_size": s["hidden"], "intermediate_size": s["ffn"],
-            "max_position_embeddings": 8192, "num_hidden_layers": s["layers"], "num_attention_heads": s["heads"],
-            "num_key_value_heads": s["kv"], "vocab_size": vocab, "rope_theta": 1000000.0, "rms_norm_eps": 1e-6,
-            "tie_word_embeddings": False, "max_window_layers": s["layers"], "sliding_window": None, "use_cache": True,
-            "hidden_act": "silu", "attention_dropout": 0.0,
+            "model_type": "qwen2",
+            "hidden_size": s["hidden"],
+            "intermediate_size": s["ffn"],
+            "max_position_embeddings": 8192,
+            "num_hidden_layers": s["layers"],
+            "num_attention_heads": s["heads"],
+            "num_key_value_heads": s["kv"],
+            "vocab_size": vocab,
+            "rope_theta": 1000000.0,
+            "rms_norm_eps": 1e-6,
+            "tie_word_embeddings": False,
+            "max_window_layers": s["layers"],
+            "sliding_window": None,
+            "use_cache": True,
+            "hidden_act": "silu",
+            "attention_dropout": 0.0,
         },
         "diffusion_head_config": {
-            "model_type": "vibevoice_diffusion_head", "ddpm_beta_schedule": "cosine", "ddpm_num_steps": 1000,
-            "ddpm_num_inference_steps": 20, "prediction_type": "v_prediction", "hidden_size": s["hidden"],
-            "latent_size": s["vae"], "speech_vae_dim": s["vae"], "head_layers": s["head_layers"], "head_ffn_ratio": 3.0,
-            "rms_norm_eps": 1e-5, "ddpm_batch_mul": 4, "diffusion_type": "ddpm",
+            "model_type": "vibevoice_diffusion_head",
+            "ddpm_beta_schedule": "cosine",
+            "ddpm_num_steps": 1000,
+            "ddpm_num_inference_steps": 20,
+            "prediction_type": "v_prediction",
+            "hidden_size": s["hidden"],
+            "latent_size": s["vae"],
+            "speech_vae_dim": s["vae"],
+            "head_layers": s["head_layers"],
+            "head_ffn_ratio": 3.0,
+            "rms_norm_eps": 1e-5,
+            "ddpm_batch_mul": 4,
+            "diffusion_type": "ddpm",
         },
     }
 
 
 def write_tiny_realtime_model(target: Path, *, size: str = "tiny", seed: int = 0, eos_bias: float = -20.0) -> Path:
     from safetensors.torch import save_file
-
     from vibevoice_api.shared.tiny_tokenizer import build_tokenizer
 
     target = Path(target)
@@ -88,8 +143,9 @@ def write_tiny_realtime_model(target: Path, *, size: str = "tiny", seed: int = 0
         model.speech_bias_factor.fill_(-0.05)
     state = {checkpoint_key(k): v.contiguous() for k, v in model.state_dict().items() if not k.endswith("inv_freq")}
     # The official file keeps the upper stack's (unused) token embedding.
-    state["model.tts_language_model.embed_tokens.weight"] = torch.randn(len(tokenizer), raw["decoder_config"]["hidden_size"],
-                                                                        generator=gen) * 0.02
+    state["model.tts_language_model.embed_tokens.weight"] = (
+        torch.randn(len(tokenizer), raw["decoder_config"]["hidden_size"], generator=gen) * 0.02
+    )
     save_file(state, str(target / "model.safetensors"), metadata={"format": "pt"})
     (target / "config.json").write_text(json.dumps(raw, indent=2))
     tokenizer.save_pretrained(str(target / "tokenizer"))
@@ -107,8 +163,12 @@ class _Output451:
         self.hidden, self.cache = hidden, cache
 
     def __reduce__(self) -> Any:
-        fields = {"last_hidden_state": self.hidden, "past_key_values": self.cache, "hidden_states": None,
-                  "attentions": None}
+        fields = {
+            "last_hidden_state": self.hidden,
+            "past_key_values": self.cache,
+            "hidden_states": None,
+            "attentions": None,
+        }
         items = [("last_hidden_state", self.hidden), ("past_key_values", self.cache)]
         return (_Output451, (self.hidden, self.cache, None, None), fields, None, iter(items))
 
@@ -124,8 +184,10 @@ class _Cache451:
         return (copyreg.__newobj__, (_Cache451,), state)
 
 
-_NAMES = {_Output451: ("transformers.modeling_outputs", "BaseModelOutputWithPast"),
-          _Cache451: ("transformers.cache_utils", "DynamicCache")}
+_NAMES = {
+    _Output451: ("transformers.modeling_outputs", "BaseModelOutputWithPast"),
+    _Cache451: ("transformers.cache_utils", "DynamicCache"),
+}
 
 
 class _Pickler451(pickle._Pickler):  # the pure-Python pickler lets us name classes as the reference's
@@ -212,8 +274,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--eos-bias", type=float, default=-20.0)
     args = ap.parse_args(argv)
-    model_dir = write_tiny_realtime_model(args.dir / "VibeVoice-Realtime-0.5B", size=args.size, seed=args.seed,
-                                          eos_bias=args.eos_bias)
+    model_dir = write_tiny_realtime_model(
+        args.dir / "VibeVoice-Realtime-0.5B", size=args.size, seed=args.seed, eos_bias=args.eos_bias
+    )
     presets = write_tiny_voice_presets(model_dir, args.dir / "voices" / "streaming_model")
     print(f"wrote tiny VibeVoice-Realtime ({args.size}) to {model_dir} and {len(presets)} voice presets")
     return 0

@@ -57,10 +57,13 @@ class VoicePreset:
         def mv(t: torch.Tensor) -> torch.Tensor:
             return t.to(device=device, dtype=dtype)
 
-        return VoicePreset(self.name, {
-            k: StreamPrefill(mv(s.last_hidden_state), [mv(x) for x in s.keys], [mv(x) for x in s.values])
-            for k, s in self.streams.items()
-        })
+        return VoicePreset(
+            self.name,
+            {
+                k: StreamPrefill(mv(s.last_hidden_state), [mv(x) for x in s.keys], [mv(x) for x in s.values])
+                for k, s in self.streams.items()
+            },
+        )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -105,9 +108,16 @@ class _StorageType:
 
 
 _STORAGE_DTYPES = {
-    "BFloat16Storage": torch.bfloat16, "HalfStorage": torch.float16, "FloatStorage": torch.float32,
-    "DoubleStorage": torch.float64, "LongStorage": torch.int64, "IntStorage": torch.int32,
-    "ShortStorage": torch.int16, "CharStorage": torch.int8, "ByteStorage": torch.uint8, "BoolStorage": torch.bool,
+    "BFloat16Storage": torch.bfloat16,
+    "HalfStorage": torch.float16,
+    "FloatStorage": torch.float32,
+    "DoubleStorage": torch.float64,
+    "LongStorage": torch.int64,
+    "IntStorage": torch.int32,
+    "ShortStorage": torch.int16,
+    "CharStorage": torch.int8,
+    "ByteStorage": torch.uint8,
+    "BoolStorage": torch.bool,
 }
 
 
@@ -252,9 +262,9 @@ def scan(voices_dir: Path | None) -> dict[str, Path]:
     if voices_dir is None or not voices_dir.is_dir():
         return found
     for p in sorted(voices_dir.iterdir()):
-        if p.is_file() and p.suffix in (".pt", ".safetensors") and VOICE_NAME.match(p.stem):
-            if p.stem not in found or p.suffix == ".safetensors":
-                found[p.stem] = p
+        ok = p.is_file() and p.suffix in (".pt", ".safetensors") and VOICE_NAME.match(p.stem)
+        if ok and (p.stem not in found or p.suffix == ".safetensors"):
+            found[p.stem] = p
     return found
 
 
