@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 APT_PACKAGES := ffmpeg espeak-ng sox
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps test lint format run run-tiny tiny-models bench clean
+.PHONY: help install system-deps test test-openwebui lint format run run-tiny tiny-models bench clean
 
 help: ## list the commands
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-16s %s\n", $$1, $$2}'
@@ -57,6 +57,9 @@ run: install ## gateway :8080 + ASR :8081 + TTS :8082 as local processes on MODE
 run-tiny: install ## same as `make run`, on tiny random models (no weights needed)
 	@test -d $(TINY_DIR)/VibeVoice-ASR -a -d $(TINY_DIR)/VibeVoice-Realtime-0.5B || $(MAKE) tiny-models DIR=$(TINY_DIR)
 	VIBEVOICE_MODEL_DIR=$(TINY_DIR) VIBEVOICE_AUTO_DOWNLOAD=false $(BIN)/python deploy/local/run_stack.py
+
+test-openwebui: system-deps install ## only the real Open WebUI integration suite
+	$(BIN)/python -m pytest -q tests/integration/openwebui
 
 bench: install ## speed figures (ratios measured side by side), see bench/README.md
 	$(BIN)/python bench/run_all.py

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -68,6 +69,11 @@ def load_engine(settings: ASRSettings) -> Any:
 
 def build_app(settings: ASRSettings | None = None, engine: Any = None) -> FastAPI:
     settings = settings or ASRSettings()
+    if settings.tmp_dir is not None:
+        import tempfile
+
+        settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+        tempfile.tempdir = str(settings.tmp_dir)  # where uploads are spooled
     holder: ModelHolder[Any] = ModelHolder(settings.asr_model_id)
     accepted = {settings.asr_model_id, *settings.alias_list}
 

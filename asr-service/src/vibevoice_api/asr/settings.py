@@ -33,6 +33,9 @@ class ASRSettings(ModelServiceSettings):
         description="timestamp_granularities[]=word: approximate (spread over each segment) or error (400).",
     )
     max_upload_mb: float = Field(2048.0, gt=0, description="Largest accepted upload, in MiB.")
+    converted_dir: Path | None = Field(
+        None, description="Where the transformers layout of an original checkpoint is written (default ~/.cache)."
+    )
     tmp_dir: Path | None = Field(None, description="Where uploads are spooled (default: the system temp dir).")
 
     @property
