@@ -26,8 +26,9 @@ def speechlike(seconds: float, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     t = np.arange(int(seconds * SR)) / SR
     env = (np.sin(2 * np.pi * 0.7 * t) > 0).astype(np.float32)
-    return (0.1 * env * np.sin(2 * np.pi * (180 + 40 * np.sin(2 * np.pi * 3 * t)) * t)
-            + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
+    return (
+        0.1 * env * np.sin(2 * np.pi * (180 + 40 * np.sin(2 * np.pi * 3 * t)) * t) + 0.01 * rng.standard_normal(t.size)
+    ).astype(np.float32)
 
 
 def main() -> None:
@@ -47,8 +48,16 @@ def main() -> None:
             from vibevoice_api.asr.engine.tiny import write_tiny_asr_model
 
             folder = write_tiny_asr_model(Path(tmp) / "VibeVoice-ASR", layout="original", size=args.size)
-        eng = ASREngine.load(EngineConfig(model_dir=folder, device=args.device, min_new_tokens=args.min_new_tokens,
-                                          tokens_per_second=1.0, max_batch_size=8, max_batch_wait_ms=200))
+        eng = ASREngine.load(
+            EngineConfig(
+                model_dir=folder,
+                device=args.device,
+                min_new_tokens=args.min_new_tokens,
+                tokens_per_second=1.0,
+                max_batch_size=8,
+                max_batch_wait_ms=200,
+            )
+        )
         out["model_parameters"] = sum(p.numel() for p in eng.loaded.model.parameters())
         eng.warmup()
         out["rtf"] = {}
@@ -69,20 +78,45 @@ def main() -> None:
         t0 = time.perf_counter()
         asyncio.run(together())
         batched = time.perf_counter() - t0
-        out["eight_requests"] = {"sequential_s": round(sequential, 2), "batched_s": round(batched, 2),
-                                 "throughput_ratio": round(sequential / batched, 2)}
+        out["eight_requests"] = {
+            "sequential_s": round(sequential, 2),
+            "batched_s": round(batched, 2),
+            "throughput_ratio": round(sequential / batched, 2),
+        }
         eng.close()
         # Decoding an hour-long upload: peak RSS of a fresh process (the decoder streams from disk).
         mp3 = Path(tmp) / "hour.mp3"
-        subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=300:duration=3600", "-c:a",
-                        "libmp3lame", "-b:a", "32k", str(mp3)], check=True)
-        code = ("import resource,sys; from vibevoice_api.shared.audio import decode_audio; "
-                f"a=decode_audio(r'{mp3}', 24000); "
-                "print(a.nbytes/2**20, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024)")
-        audio_mb, peak_mb = map(float, subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                                      check=True).stdout.split())
-        out["decode_60min"] = {"samples_mb": round(audio_mb, 1), "peak_rss_mb": round(peak_mb, 1),
-                               "peak_over_samples": round(peak_mb / audio_mb, 2)}
+        subprocess.run(
+            [
+                "ffmpeg",
+                "-v",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=300:duration=3600",
+                "-c:a",
+                "libmp3lame",
+                "-b:a",
+                "32k",
+                str(mp3),
+            ],
+            check=True,
+        )
+        code = (
+            "import resource,sys; from vibevoice_api.shared.audio import decode_audio; "
+            f"a=decode_audio(r'{mp3}', 24000); "
+            "print(a.nbytes/2**20, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024)"
+        )
+        audio_mb, peak_mb = map(
+            float,
+            subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split(),
+        )
+        out["decode_60min"] = {
+            "samples_mb": round(audio_mb, 1),
+            "peak_rss_mb": round(peak_mb, 1),
+            "peak_over_samples": round(peak_mb / audio_mb, 2),
+        }
     _ = resource
     print(json.dumps(out, indent=2))
 

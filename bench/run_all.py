@@ -7,8 +7,12 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = [("codecs", []), ("gateway_overhead", ["--requests", "1000", "--upload-mb", "500"]),
-           ("tts_latency", []), ("asr_rtf", [])]
+SCRIPTS = [
+    ("codecs", []),
+    ("gateway_overhead", ["--requests", "1000", "--upload-mb", "500"]),
+    ("tts_latency", []),
+    ("asr_rtf", []),
+]
 
 if __name__ == "__main__":
     failed = 0

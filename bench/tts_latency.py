@@ -16,9 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-TEXT_30S = ("The morning train was late again, so Maria opened her notebook and started planning the week. "
-            "She had three meetings, a dentist appointment, and a long overdue call with her brother. "
-            "By the time the train arrived, the list was done and the coffee was cold.")
+TEXT_30S = (
+    "The morning train was late again, so Maria opened her notebook and started planning the week. "
+    "She had three meetings, a dentist appointment, and a long overdue call with her brother. "
+    "By the time the train arrived, the list was done and the coffee was cold."
+)
 
 
 async def one(engine, text: str, voice: str, seed: int) -> dict:
@@ -50,9 +52,15 @@ def main() -> None:
 
             m = write_tiny_realtime_model(root / "VibeVoice-Realtime-0.5B", size=args.size)
             write_tiny_voice_presets(m, root / "voices" / "streaming_model")
-        eng = TTSEngine.load(EngineConfig(model_dir=root / "VibeVoice-Realtime-0.5B",
-                                          voices_dir=root / "voices" / "streaming_model", device=args.device,
-                                          latents_per_token=args.latents_per_token, max_concurrency=4))
+        eng = TTSEngine.load(
+            EngineConfig(
+                model_dir=root / "VibeVoice-Realtime-0.5B",
+                voices_dir=root / "voices" / "streaming_model",
+                device=args.device,
+                latents_per_token=args.latents_per_token,
+                max_concurrency=4,
+            )
+        )
         voice = eng.resolve_voice("carter")
         params = sum(p.numel() for p in eng.loaded.model.parameters())
         eng.warmup()
@@ -77,7 +85,8 @@ def main() -> None:
         },
     }
     out["four_streams"]["throughput_ratio_vs_single"] = round(
-        out["four_streams"]["aggregate_audio_s_per_s"] / out["four_streams"]["single_audio_s_per_s"], 3)
+        out["four_streams"]["aggregate_audio_s_per_s"] / out["four_streams"]["single_audio_s_per_s"], 3
+    )
     print(json.dumps(out, indent=2))
 
 

@@ -41,27 +41,47 @@ def all_settings_env() -> set[str]:
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
 def test_hadolint(dockerfile):
-    r = subprocess.run([str(BIN / "hadolint"), "--no-color", "--failure-threshold", "warning", str(dockerfile)],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [str(BIN / "hadolint"), "--no-color", "--failure-threshold", "warning", str(dockerfile)],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
 
 
-@pytest.mark.parametrize("files", [["docker-compose.yml"], ["docker-compose.dgx-spark.yml"],
-                                   ["docker-compose.yml", "docker-compose.with-openwebui.yml"]], ids=str)
+@pytest.mark.parametrize(
+    "files",
+    [
+        ["docker-compose.yml"],
+        ["docker-compose.dgx-spark.yml"],
+        ["docker-compose.yml", "docker-compose.with-openwebui.yml"],
+    ],
+    ids=str,
+)
 def test_compose_files_are_valid(files):
     args = [str(compose_binary())]
     for f in files:
         args += ["-f", str(DEPLOY / f)]
-    r = subprocess.run([*args, "config", "-q"], capture_output=True, text=True, cwd=DEPLOY,
-                       env={"MODEL_DIR": "/srv/models", "PATH": "/usr/bin:/bin"})
+    r = subprocess.run(
+        [*args, "config", "-q"],
+        capture_output=True,
+        text=True,
+        cwd=DEPLOY,
+        env={"MODEL_DIR": "/srv/models", "PATH": "/usr/bin:/bin"},
+    )
     assert r.returncode == 0, r.stderr
-    r = subprocess.run([*args, "config", "-q"], capture_output=True, text=True, cwd=DEPLOY, env={"PATH": "/usr/bin:/bin"})
+    r = subprocess.run(
+        [*args, "config", "-q"], capture_output=True, text=True, cwd=DEPLOY, env={"PATH": "/usr/bin:/bin"}
+    )
     assert r.returncode != 0 and "MODEL_DIR" in r.stderr  # refuses to start without the model folder
 
 
 def test_compose_schema_second_opinion():
-    r = subprocess.run([str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.compose-spec", *map(str, COMPOSE)],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.compose-spec", *map(str, COMPOSE)],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
 
 
@@ -113,15 +133,16 @@ def test_every_vibevoice_variable_exists_in_the_settings():
 
 
 def test_env_example_is_up_to_date():
-    r = subprocess.run([sys.executable, str(DEPLOY / "tools" / "gen_env_example.py")], capture_output=True, text=True,
-                       check=True)
+    r = subprocess.run(
+        [sys.executable, str(DEPLOY / "tools" / "gen_env_example.py")], capture_output=True, text=True, check=True
+    )
     assert r.stdout == (REPO / ".env.example").read_text(), "run `make env-example`"
 
 
 def test_ports_and_health_paths_match_the_console_scripts():
+    import vibevoice_api.asr.main  # noqa: F401 - the scripts' defaults come from serve_parser calls
     from vibevoice_api.shared.server import serve_parser
 
-    import vibevoice_api.asr.main  # noqa: F401 - the scripts' defaults come from serve_parser calls
     for f in DOCKERFILES:
         svc = f.name.split(".")[1]
         text = f.read_text()
@@ -142,8 +163,14 @@ def test_ports_and_health_paths_match_the_console_scripts():
                     assert c["resources"]["limits"]["nvidia.com/gpu"] == 1
     for script, port in PORTS.items():
         assert serve_parser(f"vibevoice-{script}", port, "").parse_args([]).port == port
-        src = (REPO / ("gateway" if script == "gateway" else f"{script}-service") / "src" / "vibevoice_api" / script
-               / "main.py").read_text()
+        src = (
+            REPO
+            / ("gateway" if script == "gateway" else f"{script}-service")
+            / "src"
+            / "vibevoice_api"
+            / script
+            / "main.py"
+        ).read_text()
         assert f'"vibevoice-{script}", {port}' in src
 
 

@@ -40,7 +40,11 @@ def traefik_config(tmp: Path, gateway: str, asr: list[str], tts: list[str]) -> P
 def count_speech(url: str) -> float:
     total = 0.0
     for line in httpx.get(url + "/metrics", timeout=5).text.splitlines():
-        if line.startswith("vibevoice_http_requests_total") and 'route="/v1/audio/speech"' in line and 'status="200"' in line:
+        if (
+            line.startswith("vibevoice_http_requests_total")
+            and 'route="/v1/audio/speech"' in line
+            and 'status="200"' in line
+        ):
             total += float(line.split()[-1])
     return total
 
@@ -56,18 +60,35 @@ def test_traefik_balances_replicas_streams_and_survives_a_killed_replica(tiny_mo
     procs: list[Proc] = []
     try:
         for name, script in (("asr", "asr"), ("tts1", "tts"), ("tts2", "tts")):
-            p = Proc([str(BIN / f"vibevoice-{script}"), "--host", "127.0.0.1", "--port", str(ports[name])], env,
-                     tmp_path / f"{name}.log")
+            p = Proc(
+                [str(BIN / f"vibevoice-{script}"), "--host", "127.0.0.1", "--port", str(ports[name])],
+                env,
+                tmp_path / f"{name}.log",
+            )
             procs.append(p)
         for name in ("asr", "tts1", "tts2"):
             wait_http(url[name] + "/ready", timeout=240)
-        t = Proc([traefik, f"--providers.file.filename={cfg}", f"--entrypoints.websecure.address=127.0.0.1:{ports['web']}",
-                  f"--entrypoints.asr.address=127.0.0.1:{ports['asr_ep']}",
-                  f"--entrypoints.tts.address=127.0.0.1:{ports['tts_ep']}", "--log.level=ERROR"], {}, tmp_path / "t.log")
+        t = Proc(
+            [
+                traefik,
+                f"--providers.file.filename={cfg}",
+                f"--entrypoints.websecure.address=127.0.0.1:{ports['web']}",
+                f"--entrypoints.asr.address=127.0.0.1:{ports['asr_ep']}",
+                f"--entrypoints.tts.address=127.0.0.1:{ports['tts_ep']}",
+                "--log.level=ERROR",
+            ],
+            {},
+            tmp_path / "t.log",
+        )
         procs.append(t)
         gw_env = {**env, "VIBEVOICE_ASR_URL": url["asr_ep"], "VIBEVOICE_TTS_URL": url["tts_ep"]}
-        with running([str(BIN / "vibevoice-gateway"), "--host", "127.0.0.1", "--port", str(ports["gw"])], gw_env,
-                     tmp_path / "gw.log", url["gw"] + "/ready", timeout=60):
+        with running(
+            [str(BIN / "vibevoice-gateway"), "--host", "127.0.0.1", "--port", str(ports["gw"])],
+            gw_env,
+            tmp_path / "gw.log",
+            url["gw"] + "/ready",
+            timeout=60,
+        ):
             wait_http(url["web"] + "/health", timeout=30)
             edge = url["web"]
             body = {"model": "tts-1", "input": "Through the edge.", "voice": "carter", "response_format": "pcm"}
@@ -79,7 +100,9 @@ def test_traefik_balances_replicas_streams_and_survives_a_killed_replica(tiny_mo
             assert r.status_code == 200 and "text" in r.json()
 
             # Streaming still streams through two proxies: several chunks, SSE events intact.
-            with httpx.stream("POST", edge + "/v1/audio/speech", json={**body, "stream_format": "sse"}, timeout=60) as s:
+            with httpx.stream(
+                "POST", edge + "/v1/audio/speech", json={**body, "stream_format": "sse"}, timeout=60
+            ) as s:
                 events = [line for line in s.iter_lines() if line.startswith("data: ")]
             assert len(events) >= 3 and '"speech.audio.done"' in events[-1]
 
@@ -113,5 +136,8 @@ def test_traefik_balances_replicas_streams_and_survives_a_killed_replica(tiny_mo
 
 
 def _wav() -> bytes:
-    return subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=duration=1", "-f", "wav", "-"],
-                          capture_output=True, check=True).stdout
+    return subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=duration=1", "-f", "wav", "-"],
+        capture_output=True,
+        check=True,
+    ).stdout

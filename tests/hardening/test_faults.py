@@ -14,13 +14,21 @@ import pytest
 from tests.conftest import service_env
 from tests.support import BIN, Proc, assert_openai_error, free_port, running, wait_http
 
-SPEECH = {"model": "tts-1", "input": "A sentence to speak for the fault tests.", "voice": "carter", "response_format": "pcm"}
+SPEECH = {
+    "model": "tts-1",
+    "input": "A sentence to speak for the fault tests.",
+    "voice": "carter",
+    "response_format": "pcm",
+}
 
 
 def start_tts(models, tmp_path, name="tts", **env):
     port = free_port()
-    proc = Proc([str(BIN / "vibevoice-tts"), "--host", "127.0.0.1", "--port", str(port)], service_env(models, **env),
-                tmp_path / f"{name}-{port}.log")
+    proc = Proc(
+        [str(BIN / "vibevoice-tts"), "--host", "127.0.0.1", "--port", str(port)],
+        service_env(models, **env),
+        tmp_path / f"{name}-{port}.log",
+    )
     return proc, f"http://127.0.0.1:{port}", port
 
 
@@ -30,8 +38,12 @@ def test_killed_service_gives_openai_error_then_recovers(tiny_models, tmp_path):
     try:
         wait_http(tts_url + "/ready", timeout=240)
         env = service_env(tiny_models, VIBEVOICE_TTS_URL=tts_url, VIBEVOICE_ASR_URL="")
-        with running([str(BIN / "vibevoice-gateway"), "--host", "127.0.0.1", "--port", str(gw_port)], env,
-                     tmp_path / "gw.log", f"http://127.0.0.1:{gw_port}/health"):
+        with running(
+            [str(BIN / "vibevoice-gateway"), "--host", "127.0.0.1", "--port", str(gw_port)],
+            env,
+            tmp_path / "gw.log",
+            f"http://127.0.0.1:{gw_port}/health",
+        ):
             gw = f"http://127.0.0.1:{gw_port}"
             assert httpx.post(gw + "/v1/audio/speech", json=SPEECH, timeout=60).status_code == 200
             os.killpg(tts.proc.pid, signal.SIGKILL)
@@ -41,8 +53,11 @@ def test_killed_service_gives_openai_error_then_recovers(tiny_models, tmp_path):
             assert_openai_error(r.json(), "server_error")
             assert r.headers.get("retry-after")
             # The service restarts on the same port: the next request is served again.
-            tts = Proc([str(BIN / "vibevoice-tts"), "--host", "127.0.0.1", "--port", str(tts_port)],
-                       service_env(tiny_models), tmp_path / "tts-restarted.log")
+            tts = Proc(
+                [str(BIN / "vibevoice-tts"), "--host", "127.0.0.1", "--port", str(tts_port)],
+                service_env(tiny_models),
+                tmp_path / "tts-restarted.log",
+            )
             wait_http(tts_url + "/ready", timeout=240)
             assert httpx.post(gw + "/v1/audio/speech", json=SPEECH, timeout=60).status_code == 200
     finally:
@@ -97,15 +112,19 @@ def test_cuda_on_a_cpu_machine_is_a_clear_error(tiny_models, tmp_path):
         assert "no CUDA GPU" in ready["error"]
     finally:
         proc.stop()
-    bad = Proc([str(BIN / "vibevoice-tts"), "--port", str(free_port())], service_env(tiny_models, VIBEVOICE_DEVICE="tpu"),
-               tmp_path / "bad.log")
+    bad = Proc(
+        [str(BIN / "vibevoice-tts"), "--port", str(free_port())],
+        service_env(tiny_models, VIBEVOICE_DEVICE="tpu"),
+        tmp_path / "bad.log",
+    )
     assert bad.proc.wait(60) != 0
     assert "VIBEVOICE_DEVICE" in bad.log()
 
 
 def test_overload_is_refused_politely_with_retry_after(tiny_models, tmp_path):
-    proc, url, _ = start_tts(tiny_models, tmp_path, VIBEVOICE_MAX_CONCURRENCY="1", VIBEVOICE_MAX_QUEUE="1",
-                             VIBEVOICE_TTS_MIN_LATENTS="400")
+    proc, url, _ = start_tts(
+        tiny_models, tmp_path, VIBEVOICE_MAX_CONCURRENCY="1", VIBEVOICE_MAX_QUEUE="1", VIBEVOICE_TTS_MIN_LATENTS="400"
+    )
     try:
         wait_http(url + "/ready", timeout=240)
 
@@ -147,13 +166,22 @@ def test_sigterm_finishes_in_flight_and_exits(tiny_models, tmp_path):
 def test_upload_over_the_limit_never_reaches_memory(tiny_asr_models, tmp_path):
     port = free_port()
     env = service_env(tiny_asr_models, VIBEVOICE_MAX_UPLOAD_MB="1")
-    with running([str(BIN / "vibevoice-asr"), "--host", "127.0.0.1", "--port", str(port)], env, tmp_path / "asr.log",
-                 f"http://127.0.0.1:{port}/health"):
+    with running(
+        [str(BIN / "vibevoice-asr"), "--host", "127.0.0.1", "--port", str(port)],
+        env,
+        tmp_path / "asr.log",
+        f"http://127.0.0.1:{port}/health",
+    ):
+
         def body():
             for _ in range(4096):  # would be 4 GiB if it were all sent
                 yield b"\0" * (1 << 20)
 
-        r = httpx.post(f"http://127.0.0.1:{port}/v1/audio/transcriptions", content=body(),
-                       headers={"content-type": "multipart/form-data; boundary=x"}, timeout=60)
+        r = httpx.post(
+            f"http://127.0.0.1:{port}/v1/audio/transcriptions",
+            content=body(),
+            headers={"content-type": "multipart/form-data; boundary=x"},
+            timeout=60,
+        )
         assert r.status_code == 413
         assert_openai_error(r.json())

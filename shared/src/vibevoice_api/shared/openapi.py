@@ -89,7 +89,7 @@ AUDIO_RESPONSE = {
             ct: {"schema": {"type": "string", "format": "binary"}}
             for ct in ("audio/mpeg", "audio/ogg", "audio/aac", "audio/flac", "audio/wav", "audio/pcm")
         },
-        "text/event-stream": {"schema": {"type": "string"}},
+        "text/event-stream": {"schema": {"$ref": "#/components/schemas/SSEEvent"}},
     },
 }
 
@@ -107,7 +107,7 @@ def transcription_responses() -> dict[int | str, dict[str, Any]]:
                 "text/plain": {"schema": {"type": "string"}},
                 "application/x-subrip": {"schema": {"type": "string"}},
                 "text/vtt": {"schema": {"type": "string"}},
-                "text/event-stream": {"schema": {"type": "string"}},
+                "text/event-stream": {"schema": {"$ref": "#/components/schemas/SSEEvent"}},
             },
         }
     }
@@ -121,12 +121,56 @@ def install_openapi(app: FastAPI) -> None:
             return app.openapi_schema
         schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
         comps = schema.setdefault("components", {}).setdefault("schemas", {})
+        _document_errors(schema)
         for name, model in list(_EXTRA_MODELS.items()):
             js = model.model_json_schema(ref_template=REF)
             for def_name, def_schema in js.pop("$defs", {}).items():
                 comps.setdefault(def_name, def_schema)
             comps.setdefault(name, js)
+        comps.setdefault(
+            "SSEEvent",
+            {
+                "type": "object",
+                "description": "One server-sent event; `data` holds the JSON event (type speech.audio.delta, ...).",
+                "properties": {"data": {"type": "string"}, "event": {"type": "string"}},
+            },
+        )
+        for name in ("ErrorResponse", "ErrorDetail"):
+            if name not in comps:
+                from .schemas import ErrorResponse
+
+                js = ErrorResponse.model_json_schema(ref_template=REF)
+                for def_name, def_schema in js.pop("$defs", {}).items():
+                    comps.setdefault(def_name, def_schema)
+                comps.setdefault("ErrorResponse", js)
         app.openapi_schema = schema
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+_ERRORS = {
+    "400": "Invalid request (OpenAI error shape)",
+    "401": "Missing or wrong API key",
+    "404": "Unknown model or path",
+    "413": "Body too large",
+    "415": "Unsupported media type",
+    "429": "Busy: retry after the Retry-After header",
+    "500": "Internal error",
+    "502": "Upstream failed",
+    "503": "Not ready, or upstream unavailable",
+    "504": "Upstream timed out",
+    "507": "No room to store the upload",
+}
+
+
+def _document_errors(schema: dict[str, Any]) -> None:
+    """Every operation can answer with the OpenAI error shape; FastAPI's 422 never leaves our apps (it is a 400)."""
+    error = {"application/json": {"schema": {"$ref": REF.format(model="ErrorResponse")}}}
+    for path_item in schema.get("paths", {}).values():
+        for op in path_item.values():
+            if not isinstance(op, dict) or "responses" not in op:
+                continue
+            op["responses"].pop("422", None)
+            for code, desc in _ERRORS.items():
+                op["responses"].setdefault(code, {"description": desc, "content": error})

@@ -37,7 +37,9 @@ class CommonSettings(BaseSettings):
     cors_origins: CommaList = Field(
         default_factory=list, description="Allowed CORS origins ('*' for any); empty = CORS off."
     )
-    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="debug | info | warning | error")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="debug | info | warning | error"
+    )
     log_format: Literal["json", "text"] = Field("json", description="json (one object per line) or text.")
     max_upload_mb: float = Field(1024.0, gt=0, description="Largest accepted request body, in MiB.")
 
