@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 APT_PACKAGES := ffmpeg espeak-ng sox
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps test test-openwebui lint format run run-tiny tiny-models bench clean
+.PHONY: help install system-deps test test-openwebui loadtest lint format run run-tiny tiny-models bench clean
 
 help: ## list the commands
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-16s %s\n", $$1, $$2}'
@@ -60,6 +60,9 @@ run-tiny: install ## same as `make run`, on tiny random models (no weights neede
 
 test-openwebui: system-deps install ## only the real Open WebUI integration suite
 	$(BIN)/python -m pytest -q tests/integration/openwebui
+
+loadtest: system-deps install ## full load test: the stack at 2x and 10x capacity for a minute each
+	$(BIN)/python bench/loadtest.py --seconds 60 --levels 2,10
 
 bench: install ## speed figures (ratios measured side by side), see bench/README.md
 	$(BIN)/python bench/run_all.py

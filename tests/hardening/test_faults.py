@@ -146,7 +146,7 @@ def test_overload_is_refused_politely_with_retry_after(tiny_models, tmp_path):
 
 
 def test_sigterm_finishes_in_flight_and_exits(tiny_models, tmp_path):
-    proc, url, port = start_tts(tiny_models, tmp_path, VIBEVOICE_TTS_MIN_LATENTS="120")
+    proc, url, _ = start_tts(tiny_models, tmp_path, VIBEVOICE_TTS_MIN_LATENTS="120")
     try:
         wait_http(url + "/ready", timeout=240)
         with concurrent.futures.ThreadPoolExecutor(1) as pool:

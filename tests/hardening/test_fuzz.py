@@ -11,44 +11,12 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from tests.conftest import service_env
-from tests.support import BIN, free_port, running
-
 CASES: dict[str, int] = {}
 
 
-@pytest.fixture(scope="module")
-def stack(tiny_models, tmp_path_factory):
-    logs = tmp_path_factory.mktemp("fuzz")
-    p = {k: free_port() for k in ("asr", "tts", "gw")}
-    env = service_env(tiny_models, VIBEVOICE_TTS_MIN_LATENTS="6", VIBEVOICE_TTS_LATENTS_PER_TOKEN="0.2")
-    with (
-        running(
-            [str(BIN / "vibevoice-asr"), "--host", "127.0.0.1", "--port", str(p["asr"])],
-            env,
-            logs / "asr.log",
-            f"http://127.0.0.1:{p['asr']}/ready",
-            timeout=240,
-        ),
-        running(
-            [str(BIN / "vibevoice-tts"), "--host", "127.0.0.1", "--port", str(p["tts"])],
-            env,
-            logs / "tts.log",
-            f"http://127.0.0.1:{p['tts']}/ready",
-            timeout=240,
-        ),
-        running(
-            [str(BIN / "vibevoice-gateway"), "--host", "127.0.0.1", "--port", str(p["gw"])],
-            {
-                **env,
-                "VIBEVOICE_ASR_URL": f"http://127.0.0.1:{p['asr']}",
-                "VIBEVOICE_TTS_URL": f"http://127.0.0.1:{p['tts']}",
-            },
-            logs / "gw.log",
-            f"http://127.0.0.1:{p['gw']}/ready",
-        ),
-    ):
-        yield {k: f"http://127.0.0.1:{v}" for k, v in p.items()}
+@pytest.fixture(scope="module", autouse=True)
+def _report():
+    yield
     print(f"\nschemathesis cases run: {CASES}")
 
 
