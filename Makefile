@@ -39,9 +39,10 @@ system-deps: ## apt-get install ffmpeg, espeak-ng and sox when missing (test fix
 test: system-deps install ## install everything, then run the whole test suite
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-lint: install ## ruff (lint + format check)
+lint: install ## ruff (lint + format check) and a dependency audit (pip-audit; fails on known vulnerabilities)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/pip-audit --vulnerability-service pypi --progress-spinner off --skip-editable
 
 format: install ## ruff format + autofix
 	$(BIN)/ruff format .
