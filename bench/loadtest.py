@@ -27,7 +27,9 @@ from common import BIN, ROOT, free_port, pct, rss_mb, start, stop
 
 def make_models(target: Path) -> None:
     for module in ("vibevoice_api.asr.engine.tiny", "vibevoice_api.tts.engine.tiny"):
-        subprocess.run([str(BIN / "python"), "-m", module, str(target)], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [str(BIN / "python"), "-m", module, str(target)], check=True, cwd=ROOT, stdout=subprocess.DEVNULL
+        )
 
 
 async def run_level(gateway: str, in_flight: int, seconds: float, timeout: float, wav: bytes) -> dict:

@@ -71,12 +71,17 @@ class ThreadServer:
 class Proc:
     """A real console-script process with its log captured to a file."""
 
-    def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, args: list[str], env: dict[str, str], log_path: Path, preexec_fn=None) -> None:
         self.log_path = log_path
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         full_env = {**os.environ, **env}
         self.proc = subprocess.Popen(
-            args, env=full_env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+            args,
+            env=full_env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=preexec_fn,
         )
 
     def log(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import subprocess
 import shutil
 import signal
 import time
@@ -185,3 +186,46 @@ def test_upload_over_the_limit_never_reaches_memory(tiny_asr_models, tmp_path):
         )
         assert r.status_code == 413
         assert_openai_error(r.json())
+
+
+def test_full_temp_dir_fails_cleanly_and_leaves_nothing(tmp_path):
+    """Uploads are spooled to VIBEVOICE_TMP_DIR; when it cannot take more, the client gets a clear 507."""
+    import resource
+
+    spool = tmp_path / "spool"
+    limit = 3 * 2**20
+
+    def small_disk():  # the process may write at most 3 MiB per file: a full disk as the spooler sees it
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    from vibevoice_api.asr.engine.tiny import write_tiny_asr_model
+
+    models = tmp_path / "models"
+    write_tiny_asr_model(models / "VibeVoice-ASR", layout="hf")  # nothing to convert: no writes at start
+    port = free_port()
+    env = service_env(models, VIBEVOICE_TMP_DIR=str(spool))
+    proc = Proc(
+        [str(BIN / "vibevoice-asr"), "--host", "127.0.0.1", "--port", str(port)],
+        env,
+        tmp_path / "asr.log",
+        preexec_fn=small_disk,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/ready", timeout=240, proc=proc.proc)
+        r = httpx.post(
+            f"http://127.0.0.1:{port}/v1/audio/transcriptions",
+            files={"file": ("big.wav", b"\0" * (6 * 2**20))},
+            timeout=60,
+        )
+        assert r.status_code == 507
+        assert assert_openai_error(r.json())["code"] == "insufficient_storage"
+        assert list(spool.iterdir()) == []  # nothing left behind
+        wav = subprocess.run(
+            ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=duration=1", "-f", "wav", "-"],
+            capture_output=True,
+            check=True,
+        ).stdout
+        ok = httpx.post(f"http://127.0.0.1:{port}/v1/audio/transcriptions", files={"file": ("a.wav", wav)}, timeout=60)
+        assert ok.status_code == 200  # the service is fine afterwards
+    finally:
+        proc.stop()

@@ -228,7 +228,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _os_error(request: Request, exc: OSError) -> JSONResponse:
         import errno
 
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
             log.error("out of temp space on %s %s: %s", request.method, request.url.path, exc)
             return APIError(
                 "The server has no room left to store the upload; try a smaller file or retry later.",
