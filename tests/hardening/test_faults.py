@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
-import subprocess
 import shutil
 import signal
+import subprocess
 import time
 
 import httpx
