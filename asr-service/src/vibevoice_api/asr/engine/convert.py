@@ -24,6 +24,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from vibevoice_api.shared.model_files import find_tokenizer as shared_find_tokenizer
+from vibevoice_api.shared.model_files import read_json, weight_files
+
 from .errors import ModelLoadError
 
 TOKENIZER_FILES = (
@@ -38,18 +41,9 @@ ORIGINAL_ARCH = "VibeVoiceForASRTraining"
 
 
 def read_config(folder: Path) -> dict[str, Any]:
-    path = folder / "config.json"
     if not folder.is_dir():
         raise ModelLoadError(f"VibeVoice-ASR folder {folder} does not exist.")
-    if not path.is_file():
-        raise ModelLoadError(f"{folder} has no config.json: it is not a VibeVoice-ASR checkpoint folder.")
-    try:
-        cfg = json.loads(path.read_text())
-    except ValueError as exc:
-        raise ModelLoadError(f"{path} is not valid JSON ({exc}).") from exc
-    if not isinstance(cfg, dict):
-        raise ModelLoadError(f"{path} does not hold a JSON object.")
-    return cfg
+    return read_json(folder / "config.json")
 
 
 def detect_layout(folder: Path) -> str:
@@ -67,33 +61,14 @@ def detect_layout(folder: Path) -> str:
     )
 
 
-def weight_files(folder: Path) -> list[Path]:
-    index = folder / "model.safetensors.index.json"
-    if index.is_file():
-        try:
-            names = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        except (ValueError, KeyError) as exc:
-            raise ModelLoadError(f"{index} is not a valid safetensors index ({exc}).") from exc
-        missing = [n for n in names if not (folder / n).is_file()]
-        if missing:
-            raise ModelLoadError(f"{folder} is incomplete: missing weight shard(s) {', '.join(missing)}.")
-        return [folder / n for n in names]
-    single = folder / "model.safetensors"
-    if single.is_file():
-        return [single]
-    raise ModelLoadError(f"{folder} has no model.safetensors or model.safetensors.index.json (weights missing).")
-
-
 def find_tokenizer(folder: Path) -> Path:
-    """The folder holding the Qwen2.5 tokenizer files: the model folder or its ``tokenizer/``."""
-    for cand in (folder, folder / "tokenizer"):
-        if (cand / "tokenizer.json").is_file() or ((cand / "vocab.json").is_file() and (cand / "merges.txt").is_file()):
-            return cand
-    raise ModelLoadError(
-        f"No tokenizer files in {folder} or {folder / 'tokenizer'}: the original VibeVoice-ASR checkpoint uses the "
-        "Qwen2.5-7B tokenizer. Put tokenizer.json, tokenizer_config.json, vocab.json and merges.txt from "
-        f"Qwen/Qwen2.5-7B into {folder / 'tokenizer'} (e.g. `huggingface-cli download Qwen/Qwen2.5-7B tokenizer.json "
-        f"tokenizer_config.json vocab.json merges.txt --local-dir {folder / 'tokenizer'}`)."
+    """The Qwen2.5 tokenizer files: in the model folder or its ``tokenizer/``."""
+    return shared_find_tokenizer(
+        folder,
+        "The original VibeVoice-ASR checkpoint uses the Qwen2.5-7B tokenizer: put tokenizer.json, "
+        f"tokenizer_config.json, vocab.json and merges.txt from Qwen/Qwen2.5-7B into {folder / 'tokenizer'} "
+        f"(e.g. `huggingface-cli download Qwen/Qwen2.5-7B tokenizer.json tokenizer_config.json vocab.json merges.txt "
+        f"--local-dir {folder / 'tokenizer'}`).",
     )
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vibevoice_api.shared.model_files import resolve_attention, resolve_device, resolve_dtype
+
 from .convert import convert, detect_layout, find_tokenizer, weight_files
 from .errors import ModelLoadError
 
@@ -29,50 +31,6 @@ class Loaded:
     dtype: Any
     layout: str
     source: Path
-
-
-def resolve_device(name: str) -> Any:
-    import torch
-
-    name = (name or "auto").lower()
-    if name == "auto":
-        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ModelLoadError(
-                f"VIBEVOICE_DEVICE={name} but no CUDA GPU is visible to this process "
-                "(check the NVIDIA runtime / CUDA_VISIBLE_DEVICES), or set VIBEVOICE_DEVICE=cpu."
-            )
-        idx = int(name.split(":", 1)[1]) if ":" in name else 0
-        if idx >= torch.cuda.device_count():
-            raise ModelLoadError(f"VIBEVOICE_DEVICE={name} but only {torch.cuda.device_count()} GPU(s) are visible.")
-        return torch.device(f"cuda:{idx}")
-    if name == "mps":
-        return torch.device("mps")
-    if name == "cpu":
-        return torch.device("cpu")
-    raise ModelLoadError(f"Unknown device {name!r}: use auto, cpu, cuda or cuda:N.")
-
-
-def resolve_dtype(name: str | None, device: Any) -> Any:
-    import torch
-
-    if name in (None, "", "auto"):
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    return {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[name]
-
-
-def resolve_attention(name: str | None, device: Any) -> str:
-    if name not in (None, "", "auto"):
-        return name  # type: ignore[return-value]
-    if device.type == "cuda":
-        try:
-            import flash_attn  # noqa: F401
-
-            return "flash_attention_2"
-        except ImportError:
-            return "sdpa"
-    return "sdpa"
 
 
 def converted_dir(src: Path) -> Path:

@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 from vibevoice_api.shared.errors import InvalidRequestError, RateLimitError
+from vibevoice_api.shared.model_files import ModelLoadError
 
-
-class ModelLoadError(Exception):
-    """The model folder is missing, incomplete or odd; the message says what and where."""
-
-    @property
-    def user_message(self) -> str:
-        return str(self)
+__all__ = ["EngineBusyError", "ModelLoadError", "UnknownVoiceError", "VoicePresetError"]
 
 
 class UnknownVoiceError(InvalidRequestError):

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from vibevoice_api.shared.model_files import find_tokenizer as shared_find_tokenizer
+from vibevoice_api.shared.model_files import resolve_attention, resolve_device, resolve_dtype, weight_files
 
 from .errors import ModelLoadError
 from .generate import make_scheduler
@@ -37,38 +39,6 @@ class Loaded:
     folder: Path
 
 
-def resolve_device(name: str) -> torch.device:
-    name = (name or "auto").lower()
-    if name == "auto":
-        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ModelLoadError(
-                f"VIBEVOICE_DEVICE={name} but no CUDA GPU is visible to this process "
-                "(check the NVIDIA runtime / CUDA_VISIBLE_DEVICES), or set VIBEVOICE_DEVICE=cpu."
-            )
-        idx = int(name.split(":", 1)[1]) if ":" in name else 0
-        if idx >= torch.cuda.device_count():
-            raise ModelLoadError(f"VIBEVOICE_DEVICE={name} but only {torch.cuda.device_count()} GPU(s) are visible.")
-        return torch.device(f"cuda:{idx}")
-    if name in ("cpu", "mps"):
-        return torch.device(name)
-    raise ModelLoadError(f"Unknown device {name!r}: use auto, cpu, cuda or cuda:N.")
-
-
-def resolve_attention(name: str | None, device: torch.device) -> str:
-    if name not in (None, "", "auto"):
-        return str(name)
-    if device.type == "cuda":
-        try:
-            import flash_attn  # noqa: F401
-
-            return "flash_attention_2"
-        except ImportError:
-            return "sdpa"
-    return "sdpa"
-
-
 def read_config(folder: Path) -> RealtimeConfig:
     if not folder.is_dir():
         raise ModelLoadError(f"VibeVoice-Realtime folder {folder} does not exist.")
@@ -87,29 +57,8 @@ def read_config(folder: Path) -> RealtimeConfig:
     return RealtimeConfig(raw)
 
 
-def weight_files(folder: Path) -> list[Path]:
-    index = folder / "model.safetensors.index.json"
-    if index.is_file():
-        try:
-            names = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        except (ValueError, KeyError) as exc:
-            raise ModelLoadError(f"{index} is not a valid safetensors index ({exc}).") from exc
-        missing = [n for n in names if not (folder / n).is_file()]
-        if missing:
-            raise ModelLoadError(f"{folder} is incomplete: missing {', '.join(missing)}.")
-        return [folder / n for n in names]
-    if (folder / "model.safetensors").is_file():
-        return [folder / "model.safetensors"]
-    raise ModelLoadError(f"{folder} has no model.safetensors (the weights are missing).")
-
-
 def find_tokenizer(folder: Path) -> Path:
-    for cand in (folder, folder / "tokenizer"):
-        if (cand / "tokenizer.json").is_file() or ((cand / "vocab.json").is_file() and (cand / "merges.txt").is_file()):
-            return cand
-    raise ModelLoadError(
-        f"No tokenizer files in {folder} or {folder / 'tokenizer'}. " + TOKENIZER_HINT.format(dir=folder / "tokenizer")
-    )
+    return shared_find_tokenizer(folder, TOKENIZER_HINT.format(dir=folder / "tokenizer"))
 
 
 def load_state(model: RealtimeModel, files: list[Path]) -> None:
@@ -171,9 +120,7 @@ def load(
     except Exception as exc:
         raise ModelLoadError(f"Could not load the tokenizer in {tok_dir}: {exc}") from exc
     dev = resolve_device(device)
-    torch_dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}.get(
-        dtype or "", torch.bfloat16 if dev.type == "cuda" else torch.float32
-    )
+    torch_dtype = resolve_dtype(dtype, dev)
     attn = resolve_attention(attn_implementation, dev)
     model = RealtimeModel(cfg, attn).eval()
     load_state(model, files)
