@@ -7,7 +7,6 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -17,7 +16,7 @@ from vibevoice_api.shared import transcripts as tx
 from vibevoice_api.shared.app import create_app
 from vibevoice_api.shared.audio import decode_audio
 from vibevoice_api.shared.cancel import until_disconnect
-from vibevoice_api.shared.lifecycle import ModelHolder
+from vibevoice_api.shared.lifecycle import ModelHolder, model_lifespan
 from vibevoice_api.shared.openapi import install_openapi, transcription_form, transcription_responses
 from vibevoice_api.shared.schemas import ERROR_RESPONSES, AudioModelList, ModelCard, ModelList
 
@@ -76,16 +75,7 @@ def build_app(settings: ASRSettings | None = None, engine: Any = None) -> FastAP
     holder: ModelHolder[Any] = ModelHolder(settings.asr_model_id)
     accepted = {settings.asr_model_id, *settings.alias_list}
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        if engine is not None:
-            holder.engine, holder.state = engine, "ready"
-        else:
-            holder.start(lambda: load_engine(settings), (lambda e: e.warmup()) if settings.warmup else None)
-        yield
-        eng = holder.engine
-        if eng is not None and hasattr(eng, "close"):
-            await asyncio.to_thread(eng.close)
+    lifespan = model_lifespan(holder, lambda: load_engine(settings), settings.warmup, engine)
 
     app = create_app(
         title="vibevoice-api ASR service",

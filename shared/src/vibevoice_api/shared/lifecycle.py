@@ -77,3 +77,25 @@ class ModelHolder(Generic[T]):
 def _is_clear(exc: BaseException) -> bool:
     """Errors whose message already says everything (missing files etc.) are logged without a trace."""
     return type(exc).__name__ in ("ModelLoadError", "ModelMissingError", "FileNotFoundError")
+
+
+def model_lifespan(holder: ModelHolder[Any], load: Callable[[], Any], warmup: bool, engine: Any = None) -> Any:
+    """A FastAPI lifespan: load the model in the background at start-up, close it at shutdown.
+
+    ``engine`` (already loaded) skips loading, for embedding the app elsewhere.
+    """
+    import asyncio
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def lifespan(_: Any) -> Any:
+        if engine is not None:
+            holder.engine, holder.state = engine, "ready"
+        else:
+            holder.start(load, (lambda e: e.warmup()) if warmup else None)
+        yield
+        eng = holder.engine
+        if eng is not None and hasattr(eng, "close"):
+            await asyncio.to_thread(eng.close)
+
+    return lifespan

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request, WebSocket
@@ -17,7 +15,7 @@ from vibevoice_api.shared.app import create_app
 from vibevoice_api.shared.audio import content_type
 from vibevoice_api.shared.cancel import until_disconnect
 from vibevoice_api.shared.errors import APIError
-from vibevoice_api.shared.lifecycle import ModelHolder
+from vibevoice_api.shared.lifecycle import ModelHolder, model_lifespan
 from vibevoice_api.shared.openapi import AUDIO_RESPONSE, install_openapi
 from vibevoice_api.shared.schemas import ERROR_RESPONSES, AudioModelList, ModelCard, ModelList, SpeechRequest, VoiceList
 
@@ -78,16 +76,7 @@ def build_app(settings: TTSSettings | None = None, engine: Any = None) -> FastAP
     settings = settings or TTSSettings()
     holder: ModelHolder[Any] = ModelHolder(settings.tts_model_id)
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        if engine is not None:
-            holder.engine, holder.state = engine, "ready"
-        else:
-            holder.start(lambda: load_engine(settings), (lambda e: e.warmup()) if settings.warmup else None)
-        yield
-        eng = holder.engine
-        if eng is not None and hasattr(eng, "close"):
-            await asyncio.to_thread(eng.close)
+    lifespan = model_lifespan(holder, lambda: load_engine(settings), settings.warmup, engine)
 
     app = create_app(
         title="vibevoice-api TTS service",
