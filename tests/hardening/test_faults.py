@@ -147,7 +147,9 @@ def test_overload_is_refused_politely_with_retry_after(tiny_models, tmp_path):
 
 
 def test_sigterm_finishes_in_flight_and_exits(tiny_models, tmp_path):
-    proc, url, _ = start_tts(tiny_models, tmp_path, VIBEVOICE_TTS_MIN_LATENTS="120")
+    proc, url, _ = start_tts(
+        tiny_models, tmp_path, VIBEVOICE_TTS_MIN_LATENTS="60", VIBEVOICE_SHUTDOWN_GRACE_SECONDS="300"
+    )
     try:
         wait_http(url + "/ready", timeout=240)
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
@@ -158,7 +160,7 @@ def test_sigterm_finishes_in_flight_and_exits(tiny_models, tmp_path):
             with pytest.raises(httpx.HTTPError):  # new connections are refused while it drains
                 httpx.post(url + "/v1/audio/speech", json=SPEECH, timeout=5)
             r = fut.result(timeout=120)
-        assert r.status_code == 200 and len(r.content) >= 120 * 3200 * 2 * 0.9  # the in-flight one completed whole
+        assert r.status_code == 200 and len(r.content) >= 60 * 3200 * 2 * 0.9  # the in-flight one completed whole
         assert proc.proc.wait(60) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal after draining
     finally:
         proc.stop()
@@ -171,10 +173,12 @@ def test_upload_over_the_limit_never_reaches_memory(tiny_asr_models, tmp_path):
         [str(BIN / "vibevoice-asr"), "--host", "127.0.0.1", "--port", str(port)],
         env,
         tmp_path / "asr.log",
-        f"http://127.0.0.1:{port}/health",
+        f"http://127.0.0.1:{port}/ready",
+        timeout=240,
     ):
 
         def body():
+            yield b'--x\r\nContent-Disposition: form-data; name="file"; filename="huge.wav"\r\n\r\n'
             for _ in range(4096):  # would be 4 GiB if it were all sent
                 yield b"\0" * (1 << 20)
 

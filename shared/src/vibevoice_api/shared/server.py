@@ -44,7 +44,7 @@ def run_server(
         port=port,
         log_config=None,
         access_log=False,
-        timeout_graceful_shutdown=graceful_seconds,
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds or graceful_seconds,
         timeout_keep_alive=30,
         ws_max_size=16 * 1024 * 1024,
     )

@@ -41,6 +41,9 @@ class CommonSettings(BaseSettings):
         "info", description="debug | info | warning | error"
     )
     log_format: Literal["json", "text"] = Field("json", description="json (one object per line) or text.")
+    shutdown_grace_seconds: float | None = Field(
+        None, ge=0, description="On SIGTERM, how long requests in flight may finish (default: 60 s; ASR 120 s)."
+    )
     max_upload_mb: float = Field(1024.0, gt=0, description="Largest accepted request body, in MiB.")
 
     _split = field_validator("api_keys", "cors_origins", mode="before")(split_commas)
