@@ -369,3 +369,21 @@ def test_multipart_body_forwarded_whole(client, upstreams):
     last = upstreams["asr_rec"].requests[-1]
     assert last["size"] == int(last["headers"]["content-length"]) > 40
     assert last["headers"]["content-type"].startswith("multipart/form-data; boundary=")
+
+
+def test_client_disconnect_mid_upload_reaches_the_service(gateway, upstreams):
+    """A client that vanishes halfway through a chunked upload: the service's request ends too (no hang)."""
+    import socket
+
+    rec = upstreams["asr_rec"]
+    rec.cancelled.clear()
+    host, port = gateway.replace("http://", "").split(":")
+    head = (
+        "POST /v1/audio/transcriptions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+        "Content-Type: multipart/form-data; boundary=zz\r\n\r\n"
+    )
+    part = b'--zz\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n\r\n' + b"a" * 50_000
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        s.sendall(head.encode() + f"{len(part):x}\r\n".encode() + part + b"\r\n")
+        time.sleep(0.5)  # the gateway is forwarding; the upload is far from complete
+    assert rec.cancelled.wait(10), "the service never learned that the upload was abandoned"

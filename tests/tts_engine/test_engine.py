@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from vibevoice_api.tts.engine import EngineConfig, ModelLoadError, TTSEngine, UnknownVoiceError, VoicePresetError
 from vibevoice_api.tts.engine.errors import EngineBusyError
 from vibevoice_api.tts.engine.model import checkpoint_key, module_key
@@ -251,3 +253,20 @@ def test_cuda_requested_without_gpu_is_clear(models):
         pytest.skip("a GPU is present")
     with pytest.raises(ModelLoadError, match="no CUDA GPU"):
         TTSEngine.load(EngineConfig(model_dir=models / "VibeVoice-Realtime-0.5B", device="cuda:0"))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(text=st.text(min_size=1, max_size=6000))
+def test_any_text_tokenizes_and_splits_within_limits(engine, text):
+    """Every Unicode class, control characters, SSML-looking markup, 4096+ characters: never an exception."""
+    pieces = engine.split(text)
+    assert pieces and all(len(p) <= engine.cfg.max_piece_tokens for p in pieces)
+    assert sum(len(p) for p in pieces) >= 1  # the text itself or at least its closing newline is spoken
+
+
+def test_markup_and_control_characters_are_spoken_as_text(engine):
+    text = '<speak><prosody rate="x-fast">Hi\x00\x07 there</prosody></speak> \u202e\u200b😀 ' + "Long. " * 800
+    assert len(text) > 4096
+    audio = engine.synthesize(text[:300], "en-Carter_man", seed=0)
+    assert audio.size > 0 and np.isfinite(audio).all()
+    assert len(engine.split(text)) >= 1
