@@ -413,7 +413,3 @@ def change_speed(samples: np.ndarray, speed: float, sample_rate: int = 24000) ->
     tempo = StreamingTempo(speed, sample_rate)
     head = tempo.feed(samples)
     return np.concatenate([head, tempo.close()])
-
-
-def audio_duration(samples: np.ndarray, sample_rate: int) -> float:
-    return float(samples.shape[-1]) / float(sample_rate)

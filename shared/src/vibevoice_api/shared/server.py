@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import uvicorn
@@ -48,7 +48,3 @@ def run_server(
         timeout_keep_alive=30,
         ws_max_size=16 * 1024 * 1024,
     )
-
-
-def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
-    return parser.parse_args(argv)
