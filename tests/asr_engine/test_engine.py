@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -13,7 +14,7 @@ import torch
 from vibevoice_api.asr.engine import ASREngine, EngineConfig, ModelLoadError, Segment
 from vibevoice_api.asr.engine.convert import convert, convert_key, detect_layout
 from vibevoice_api.asr.engine.errors import EngineBusyError
-from vibevoice_api.asr.engine.longform import pieces, split_points
+from vibevoice_api.asr.engine.longform import Piece, SpeakerStitcher, pieces, split_points, stitch
 from vibevoice_api.asr.engine.parsing import SegmentParser
 from vibevoice_api.asr.engine.prompt import build_prompt, context_text
 from vibevoice_api.asr.engine.tiny import original_key, write_tiny_asr_model
@@ -201,7 +202,63 @@ def test_long_audio_split_at_silence():
     for s in starts[1:]:  # every cut lands in a pause
         assert np.abs(audio[max(0, s - 240) : s + 240]).max() < 1e-6
     ps = pieces(audio, SR, 4.0)
-    assert sum(p.shape[0] for _, p in ps) == audio.shape[0] and all(p.shape[0] <= 4 * SR for _, p in ps)
+    assert sum(p.samples.shape[0] for p in ps) == audio.shape[0] and all(p.samples.shape[0] <= 4 * SR for p in ps)
+
+
+def test_long_audio_pieces_reread_an_overlap():
+    audio = np.concatenate([tone(2.4), np.zeros(int(0.6 * SR), np.float32)] * 6)
+    ps = pieces(audio, SR, 4.0, overlap_seconds=0.75)
+    assert len(ps) >= 3 and ps[0].offset == ps[0].owned_from == 0.0
+    for prev, p in itertools.pairwise(ps):
+        assert p.samples.shape[0] <= 4 * SR
+        assert abs((p.owned_from - p.offset) - 0.75) < 1e-6  # re-reads the overlap before its cut
+        assert abs(prev.offset + prev.samples.shape[0] / SR - p.owned_from) < 1e-6  # owned parts tile the audio
+    assert abs(ps[-1].offset + ps[-1].samples.shape[0] / SR - audio.shape[0] / SR) < 1e-6
+    # the overlap never exceeds a quarter of a pass
+    assert all(p.owned_from - p.offset <= 1.0 + 1e-6 for p in pieces(audio, SR, 4.0, overlap_seconds=30))
+
+
+def _seg(start, end, speaker, text=""):
+    return Segment(float(start), float(end), speaker, text or f"{start}-{end}")
+
+
+def test_speakers_stay_the_same_across_pieces():
+    """Piece 2 numbers its speakers afresh (its 0 is piece 1's 1); the overlap 15-20 s maps them back."""
+    p1, p2 = Piece(0.0, 0.0, np.zeros(1)), Piece(15.0, 20.0, np.zeros(1))
+    first = [_seg(0, 8, 0), _seg(8, 14, 1), _seg(14, 17, 0), _seg(17, 20, 1)]
+    second = [_seg(15, 17, 1, "dup a"), _seg(17, 20, 0, "dup b"), _seg(20, 26, 1), _seg(26, 30, 0), _seg(30, 33, 2)]
+    out = stitch([(p1, first), (p2, second)])
+    assert [(s.start, s.end, s.speaker) for s in out] == [
+        (0, 8, 0),
+        (8, 14, 1),
+        (14, 17, 0),
+        (17, 20, 1),  # piece 1 unchanged
+        (20, 26, 0),
+        (26, 30, 1),
+        (30, 33, 2),  # piece 2 relabelled; its new voice gets a fresh id
+    ]
+    assert not any(s.text.startswith("dup") for s in out)  # the overlap is not said twice
+
+
+def test_stitcher_streams_the_same_as_whole():
+    p1, p2, p3 = Piece(0.0, 0.0, np.zeros(1)), Piece(8.0, 10.0, np.zeros(1)), Piece(18.0, 20.0, np.zeros(1))
+    parts = [
+        (p1, [_seg(0, 5, 0), _seg(5, 10, 1)]),
+        (p2, [_seg(8, 10, 0), _seg(10, 15, 0), _seg(15, 20, 1)]),  # piece 2's 0 is speaker 1
+        (p3, [_seg(19.5, 22, 3), _seg(22, 25, None), _seg(25, 28, 4)]),  # 19.5-22 straddles the cut: kept, clipped
+    ]
+    whole = stitch(parts)
+    st, streamed, first_out = SpeakerStitcher(), [], []
+    for piece, segs in parts:
+        st.start_piece(piece)
+        for seg in segs:
+            got = st.feed(seg)
+            streamed.extend(got)
+            first_out.append(bool(got))
+        streamed.extend(st.finish_piece())
+    assert streamed == whole
+    assert first_out[2] is False and first_out[3] is True  # held back only until the mapping is known
+    assert [(s.start, s.speaker) for s in whole] == [(0, 0), (5, 1), (10, 1), (15, 2), (20, 2), (22, None), (25, 3)]
 
 
 @pytest.mark.parametrize("damage", ["no_config", "unknown_arch", "no_weights", "missing_shard", "no_tokenizer"])

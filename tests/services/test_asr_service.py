@@ -262,6 +262,10 @@ def test_long_audio_is_split_with_continuous_timestamps(tiny_asr_models, tmp_pat
         c = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0, timeout=120)
         with open(wav, "rb") as f:
             v = c.audio.transcriptions.create(model="vibevoice-asr", file=f, response_format="verbose_json")
+        with open(wav, "rb") as f:
+            events = list(c.audio.transcriptions.create(model="vibevoice-asr", file=f, stream=True))
+    assert events[-1].type == "transcript.text.done" and len(events) >= 2
+    assert "".join(e.delta for e in events[:-1]) == events[-1].text
     assert abs(v.duration - 12.0) < 0.05
     starts = [s.start for s in v.segments]
     assert starts == sorted(starts)

@@ -23,6 +23,12 @@ class ASRSettings(ModelServiceSettings):
     asr_max_single_pass_seconds: float = Field(
         3600.0, gt=0, description="Longest audio sent to the model in one pass; longer audio is split at silences."
     )
+    asr_longform_overlap_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="Audio each split piece re-reads before its cut, to carry speaker ids across pieces "
+        "(capped at a quarter of the single-pass limit).",
+    )
     asr_max_audio_seconds: float = Field(4 * 3600.0, gt=0, description="Longest accepted upload (400 beyond).")
     asr_min_new_tokens: int = Field(256, ge=1, description="Generation budget floor (tokens) per request.")
     asr_tokens_per_second: float = Field(12.0, gt=0, description="Generation budget per second of audio.")

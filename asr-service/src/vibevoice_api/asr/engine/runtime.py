@@ -23,7 +23,7 @@ import numpy as np
 from vibevoice_api.shared.errors import InvalidRequestError
 
 from .errors import EngineBusyError
-from .longform import pieces
+from .longform import Piece, SpeakerStitcher, pieces, stitch
 from .parsing import Segment, SegmentParser
 from .prompt import build_prompt, context_text
 
@@ -41,6 +41,7 @@ class EngineConfig:
     max_batch_wait_ms: float = 50.0
     max_queue: int = 32
     max_single_pass_seconds: float = 3600.0
+    longform_overlap_seconds: float = 30.0
     max_audio_seconds: float | None = None
     tokens_per_second: float = 12.0  # generation budget: enough for dense speech plus the JSON around it
     min_new_tokens: int = 256
@@ -180,13 +181,12 @@ class ASREngine:
     ) -> list[Segment]:
         self._check(audio)
         ctx = context_text(prompt, language, task)
-        parts = pieces(audio, SAMPLE_RATE, self.cfg.max_single_pass_seconds)
+        parts = self._pieces(audio)
         # All pieces are submitted together: a long recording fills a batch by itself.
-        results = await asyncio.gather(*(self._collect(p, ctx, temperature) for _, p in parts))
-        out: list[Segment] = []
-        for (offset, _), segs in zip(parts, results, strict=True):
-            out.extend(_shift(s, offset) for s in segs)
-        return out
+        results = await asyncio.gather(*(self._collect(p.samples, ctx, temperature) for p in parts))
+        if len(parts) == 1:
+            return results[0]
+        return stitch([(p, [_shift(s, p.offset) for s in segs]) for p, segs in zip(parts, results, strict=True)])
 
     async def transcribe_stream(
         self,
@@ -199,11 +199,24 @@ class ASREngine:
     ) -> AsyncIterator[Segment]:
         self._check(audio)
         ctx = context_text(prompt, language, task)
-        for offset, piece in pieces(audio, SAMPLE_RATE, self.cfg.max_single_pass_seconds):
-            async for seg in self._run(piece, ctx, temperature):
-                yield _shift(seg, offset)
+        parts = self._pieces(audio)
+        if len(parts) == 1:
+            async for seg in self._run(audio, ctx, temperature):
+                yield seg
+            return
+        stitcher = SpeakerStitcher()
+        for piece in parts:
+            stitcher.start_piece(piece)
+            async for seg in self._run(piece.samples, ctx, temperature):
+                for ready in stitcher.feed(_shift(seg, piece.offset)):
+                    yield ready
+            for ready in stitcher.finish_piece():
+                yield ready
 
     # ---------------------------------------------------------------- request side
+
+    def _pieces(self, audio: np.ndarray) -> list[Piece]:
+        return pieces(audio, SAMPLE_RATE, self.cfg.max_single_pass_seconds, self.cfg.longform_overlap_seconds)
 
     def _check(self, audio: np.ndarray) -> None:
         if audio.ndim != 1 or audio.shape[0] == 0:
