@@ -36,6 +36,11 @@ RTF = Histogram(
     "Processing time / audio duration per request",
     buckets=(0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10),
 )
+LOOPS = Counter(
+    "vibevoice_asr_repetition_loops_total",
+    "Transcriptions caught repeating themselves, by outcome",
+    ["outcome"],
+)
 DECODE_SECONDS = Histogram("vibevoice_asr_decode_seconds", "Time to decode and resample an upload")
 
 
@@ -60,9 +65,12 @@ def load_engine(settings: ASRSettings) -> Any:
         max_audio_seconds=settings.asr_max_audio_seconds,
         min_new_tokens=settings.asr_min_new_tokens,
         tokens_per_second=settings.asr_tokens_per_second,
+        loop_detection=settings.asr_loop_detection,
+        loop_retries=settings.asr_loop_retries,
     )
     engine = ASREngine.load(cfg)
     engine.on_batch = lambda n: BATCH_SIZE.observe(n)
+    engine.on_loop = lambda retried: LOOPS.labels("retried" if retried else "cut").inc()
     return engine
 
 

@@ -32,6 +32,12 @@ class ASRSettings(ModelServiceSettings):
     asr_max_audio_seconds: float = Field(4 * 3600.0, gt=0, description="Longest accepted upload (400 beyond).")
     asr_min_new_tokens: int = Field(256, ge=1, description="Generation budget floor (tokens) per request.")
     asr_tokens_per_second: float = Field(12.0, gt=0, description="Generation budget per second of audio.")
+    asr_loop_detection: bool = Field(
+        True, description="Stop a transcription caught repeating itself and retry it from its last segment."
+    )
+    asr_loop_retries: int = Field(
+        3, ge=0, le=10, description="Retries of a looping transcription (temperature 0.2, 0.3, 0.4, ...)."
+    )
     asr_subtitle_speakers: bool = Field(False, description="Prefix srt/vtt cues with speaker labels.")
     asr_word_timestamps: str = Field(
         "approximate",

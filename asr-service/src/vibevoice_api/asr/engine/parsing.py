@@ -85,15 +85,37 @@ class SegmentParser:
                 break  # the object is not complete yet
             self._pos = end
             seg = segment_from(obj)
-            if seg is not None:
+            if seg is not None and (not self.segments or seg != self.segments[-1]):
+                # (an exact copy of the previous segment is a decoding loop, never speech)
                 self.segments.append(seg)
                 out.append(seg)
         return out
 
     def _skip(self, i: int) -> int:
-        while i < len(self.text) and self.text[i] in " \t\r\n,":
+        # Between objects only '{' (next segment) and ']' (the end) mean anything; a continuation after a
+        # loop recovery may repeat a stray '[' or '}', and such noise must not stall the parser.
+        while i < len(self.text) and self.text[i] not in "{]":
             i += 1
         return i
+
+    def rewind(self, length: int) -> None:
+        """Forget text after ``length`` characters, but never a segment already handed out."""
+        keep = max(length, self._pos or 0) if self.segments else length
+        if keep < len(self.text):
+            self.text = self.text[:keep]
+            self._done = False
+            if self._pos is not None and self._pos > keep:
+                self._pos = None
+
+    def restart_from(self, text: str) -> None:
+        """After :meth:`rewind_to_last_segment`: continue parsing after ``text`` (a cleaned copy of it)."""
+        self.text = text
+        self._done = False
+        self._pos = len(text) if self.segments else None
+
+    def rewind_to_last_segment(self) -> None:
+        """Back to just after the last complete segment (or to nothing), where a retry continues."""
+        self.rewind(self._pos if self.segments and self._pos is not None else 0)
 
     def finish(self, duration: float) -> list[Segment]:
         """Segments for the whole output; the fallback when the model wrote no parseable array."""

@@ -8,7 +8,13 @@ placeholder are expanded by transformers' processor (duration with two decimals,
 
 from __future__ import annotations
 
+import re
+
 from vibevoice_api.shared.languages import language_name
+
+# Control-token markup such as ``<|box_start|>`` (the audio placeholder) or ``<|im_end|>`` (end of turn).
+# In user text it would add phantom audio slots or break out of the user turn: it is removed.
+SPECIAL_MARKUP = re.compile(r"<\|[^<>|]{0,64}\|>")
 
 SYSTEM = "You are a helpful assistant that transcribes audio input into text output in JSON format."
 KEYS = "Start time, End time, Speaker ID, Content"
@@ -18,13 +24,22 @@ AUDIO = "<|object_ref_start|><|box_start|><|object_ref_end|>"
 def context_text(prompt: str | None, language: str | None, task: str) -> str | None:
     """The free-text context: the user's prompt (hotwords, names), a language hint, a translation request."""
     parts = []
+    prompt = SPECIAL_MARKUP.sub(" ", prompt or "").strip()
     if prompt:
-        parts.append(prompt.strip())
+        parts.append(prompt)
     if language:
         parts.append(f"The speech is in {language_name(language).title()}.")
     if task == "translate":
         parts.append("Translate the speech into English: write every Content value in English.")
     return " ".join(parts) or None
+
+
+def continuation(written: str) -> str:
+    """The assistant turn a retry continues from: the model's own text, minus any control tokens it
+    wrote inside it (which the processor would read as extra audio slots)."""
+    body = SPECIAL_MARKUP.sub("", written)
+    body = re.sub(r"^\s*assistant\s*", "", body)
+    return f"<|im_start|>assistant\n{body}" if body.strip() else ""
 
 
 def build_prompt(context: str | None) -> str:

@@ -5,6 +5,10 @@ more with the same sampling settings (up to ``max_batch_size``), pads them into 
 call (left-padded prompts, per-request audio padding masks) and streams each row's text through its
 own incremental JSON parser, so segments reach their client while the batch is still running. A
 client that goes away sets a flag that a per-row stopping criterion reads at the next token.
+
+A row caught in a repetition loop (see :mod:`.loops`) is stopped at once and queued again from the end
+of its last complete segment, sampled at temperature 0.2, then 0.3, 0.4 (``loop_retries``), as
+Microsoft's serving code does; when the retries are spent its text is cut where the loop began.
 """
 
 from __future__ import annotations
@@ -24,11 +28,13 @@ from vibevoice_api.shared.errors import InvalidRequestError
 
 from .errors import EngineBusyError
 from .longform import Piece, SpeakerStitcher, pieces, stitch
+from .loops import repeating_tail
 from .parsing import Segment, SegmentParser
-from .prompt import build_prompt, context_text
+from .prompt import build_prompt, context_text, continuation
 
 log = logging.getLogger("vibevoice_api.asr.engine")
 SAMPLE_RATE = 24000
+RETRY_SEED = 20260
 
 
 @dataclass
@@ -46,6 +52,8 @@ class EngineConfig:
     tokens_per_second: float = 12.0  # generation budget: enough for dense speech plus the JSON around it
     min_new_tokens: int = 256
     max_new_tokens: int = 32768
+    loop_detection: bool = True
+    loop_retries: int = 3
 
 
 @dataclass(eq=False)
@@ -56,25 +64,42 @@ class _Job:
     loop: asyncio.AbstractEventLoop
     events: asyncio.Queue
     cancelled: threading.Event = field(default_factory=threading.Event)
+    parser: SegmentParser = field(default_factory=SegmentParser)
+    top_p: float | None = None
+    attempt: int = 0  # loop recoveries so far
+    prefix: str = ""  # text already written (up to a complete segment) that a retry continues from
+    prefix_tokens: int = 0
 
     @property
     def duration(self) -> float:
         return self.audio.shape[0] / SAMPLE_RATE
+
+    @property
+    def sampling(self) -> tuple[float, float | None]:
+        return self.temperature, self.top_p
 
     def emit(self, kind: str, payload: Any) -> None:
         self.loop.call_soon_threadsafe(self.events.put_nowait, (kind, payload))
 
 
 class _RowStreamer:
-    """Receives the new token of every row at each step; feeds each row's parser."""
+    """Receives the new token of every row at each step; feeds each row's parser, watches for loops and
+    for the row's own token budget (``stopped`` is read by the per-row stopping criterion)."""
 
-    def __init__(self, jobs: list[_Job], tokenizer: Any, eos_ids: set[int]) -> None:
+    def __init__(
+        self, jobs: list[_Job], tokenizer: Any, eos_ids: set[int], budgets: list[int], detect_loops: bool
+    ) -> None:
         self.jobs = jobs
         self.tok = tokenizer
         self.eos = eos_ids
-        self.parsers = [SegmentParser() for _ in jobs]
+        self.budgets = budgets
+        self.detect_loops = detect_loops
+        self.parsers = [j.parser for j in jobs]
         self.pending: list[list[int]] = [[] for _ in jobs]
+        self.ids: list[list[int]] = [[] for _ in jobs]
         self.finished = [False] * len(jobs)
+        self.stopped = [False] * len(jobs)
+        self.looped: list[tuple[int, int] | None] = [None] * len(jobs)
         self.generated = 0
         self._prompt_seen = False
 
@@ -90,6 +115,14 @@ class _RowStreamer:
             if tid in self.eos:
                 self.finished[row] = True
                 self._flush(row)
+                continue
+            self.ids[row].append(tid)
+            if len(self.ids[row]) >= self.budgets[row]:
+                self.finished[row] = self.stopped[row] = True
+            if self.detect_loops and (found := repeating_tail(self.ids[row])) is not None:
+                self.looped[row] = found
+                self.finished[row] = self.stopped[row] = True
+                self.pending[row].clear()  # the loop's text is discarded below, not parsed
                 continue
             self.pending[row].append(tid)
             text = self.tok.decode(self.pending[row], skip_special_tokens=False)
@@ -120,10 +153,19 @@ class ASREngine:
         self.loaded = loaded
         self.layout = loaded.layout
         self.on_batch: Callable[[int], None] | None = None
+        self.on_loop: Callable[[bool], None] | None = None  # called with whether the loop is retried
         self._queue: collections.deque[_Job] = collections.deque()
         self._cond = threading.Condition()
         self._stop = False
-        self._stats = {"batches": 0, "requests": 0, "audio_seconds": 0.0, "busy_seconds": 0.0, "last_batch_size": 0}
+        self._stats = {
+            "batches": 0,
+            "requests": 0,
+            "audio_seconds": 0.0,
+            "busy_seconds": 0.0,
+            "last_batch_size": 0,
+            "loops_detected": 0,
+            "loop_retries": 0,
+        }
         tok = loaded.tokenizer
         tok.padding_side = "left"
         gen_eos = loaded.model.generation_config.eos_token_id
@@ -272,7 +314,7 @@ class ASREngine:
             batch = [first]
             deadline = time.monotonic() + self.cfg.max_batch_wait_ms / 1000
             while len(batch) < self.cfg.max_batch_size:
-                match = next((j for j in self._queue if j.temperature == first.temperature), None)
+                match = next((j for j in self._queue if j.sampling == first.sampling), None)
                 if match is not None:
                     self._queue.remove(match)
                     batch.append(match)
@@ -292,14 +334,31 @@ class ASREngine:
                 return
             if not batch:
                 continue
+            written = [len(j.parser.text) for j in batch]
             try:
                 self._generate(batch)
             except Exception:
-                log.exception("generation failed for a batch of %d", len(batch))
-                from vibevoice_api.shared.errors import InternalError
+                untouched = written == [len(j.parser.text) for j in batch]
+                if len(batch) > 1 and untouched:
+                    # Nothing was streamed yet: run the requests alone, so one bad input fails only itself.
+                    log.exception("a batch of %d failed before generating; retrying its requests alone", len(batch))
+                    for job in batch:
+                        self._generate_or_fail([job])
+                else:
+                    self._fail(batch)
 
-                for job in batch:
-                    job.emit("error", InternalError("Transcription failed inside the model; see the server log."))
+    def _generate_or_fail(self, batch: list[_Job]) -> None:
+        try:
+            self._generate(batch)
+        except Exception:  # noqa: BLE001 - logged with its traceback by _fail
+            self._fail(batch)
+
+    def _fail(self, batch: list[_Job]) -> None:
+        from vibevoice_api.shared.errors import InternalError
+
+        log.exception("generation failed for a batch of %d", len(batch))
+        for job in batch:
+            job.emit("error", InternalError("Transcription failed inside the model; see the server log."))
 
     def _max_new_tokens(self, duration: float) -> int:
         budget = int(self.cfg.min_new_tokens + self.cfg.tokens_per_second * duration)
@@ -312,7 +371,7 @@ class ASREngine:
         lo = self.loaded
         started = time.perf_counter()
         inputs = lo.processor(
-            text=[build_prompt(j.context) for j in batch],
+            text=[build_prompt(j.context) + j.prefix for j in batch],
             audio=[j.audio for j in batch],
             return_tensors="pt",
             padding=True,
@@ -320,15 +379,22 @@ class ASREngine:
         inputs = {k: (v.to(lo.device) if hasattr(v, "to") else v) for k, v in inputs.items()}
         if "input_values" in inputs and inputs["input_values"].is_floating_point():
             inputs["input_values"] = inputs["input_values"].to(lo.dtype)
-        streamer = _RowStreamer(batch, lo.tokenizer, self._eos)
+        # A retry may write what the discarded attempt had left to write: the budget counts kept text only.
+        budgets = [max_new_tokens or max(1, self._max_new_tokens(j.duration) - j.prefix_tokens) for j in batch]
+        streamer = _RowStreamer(batch, lo.tokenizer, self._eos, budgets, self.cfg.loop_detection)
 
-        class Cancelled(StoppingCriteria):
+        class StopRows(StoppingCriteria):
             def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-                return torch.tensor([j.cancelled.is_set() for j in batch], device=input_ids.device)
+                flags = [j.cancelled.is_set() or stop for j, stop in zip(batch, streamer.stopped, strict=True)]
+                return torch.tensor(flags, device=input_ids.device)
 
-        temperature = batch[0].temperature
-        sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
-        budget = max_new_tokens or max(self._max_new_tokens(j.duration) for j in batch)
+        temperature, top_p = batch[0].sampling
+        sampling: dict[str, Any] = {"do_sample": False}
+        if temperature > 0:
+            sampling = {"do_sample": True, "temperature": temperature, **({"top_p": top_p} if top_p else {})}
+        budget = max(budgets)
+        if batch[0].attempt:
+            torch.manual_seed(RETRY_SEED + batch[0].attempt)  # a recovered transcript is reproducible too
         if self.on_batch is not None:
             self.on_batch(len(batch))
         with torch.inference_mode():
@@ -337,20 +403,55 @@ class ASREngine:
                 max_new_tokens=budget,
                 streamer=streamer,
                 sample=False,
-                stopping_criteria=StoppingCriteriaList([Cancelled()]),
+                stopping_criteria=StoppingCriteriaList([StopRows()]),
                 pad_token_id=self._pad,
                 eos_token_id=sorted(self._eos),
                 **sampling,
             )
         streamer.end()
         elapsed = time.perf_counter() - started
+        first_pass = [j for j in batch if j.attempt == 0]
         self._stats["batches"] += 1
-        self._stats["requests"] += len(batch)
+        self._stats["requests"] += len(first_pass)
         self._stats["last_batch_size"] = len(batch)
-        self._stats["audio_seconds"] += sum(j.duration for j in batch)
+        self._stats["audio_seconds"] += sum(j.duration for j in first_pass)
         self._stats["busy_seconds"] += elapsed
-        for job, parser in zip(batch, streamer.parsers, strict=True):
-            job.emit("done", parser.finish(job.duration))
+        for row, job in enumerate(batch):
+            looped = streamer.looped[row]
+            if looped is not None and not job.cancelled.is_set():
+                self._stats["loops_detected"] += 1
+                retried = self._retry(job)
+                if self.on_loop is not None:
+                    self.on_loop(retried)
+                if retried:
+                    continue
+                # Retries spent: keep the text up to the loop and one turn of it.
+                start, period = looped
+                job.parser.rewind(len(job.prefix) + len(lo.tokenizer.decode(streamer.ids[row][: start + period])))
+            job.emit("done", job.parser.finish(job.duration))
+
+    def _retry(self, job: _Job) -> bool:
+        """Queue a looping job again, from its last complete segment, sampled a little hotter."""
+        if job.attempt >= self.cfg.loop_retries:
+            return False
+        job.attempt += 1
+        job.parser.rewind_to_last_segment()
+        job.prefix = continuation(job.parser.text)
+        job.parser.restart_from(job.prefix)
+        job.prefix_tokens = len(self.loaded.tokenizer.encode(job.prefix, add_special_tokens=False))
+        job.temperature = max(job.temperature, 0.1 + 0.1 * job.attempt)
+        job.top_p = 0.95
+        self._stats["loop_retries"] += 1
+        log.info(
+            "repetition loop; retry %d at temperature %.1f from %d complete segments",
+            job.attempt,
+            job.temperature,
+            len(job.parser.segments),
+        )
+        with self._cond:
+            self._queue.appendleft(job)  # already admitted: it goes first and is never refused
+            self._cond.notify()
+        return True
 
 
 def _shift(seg: Segment, offset: float) -> Segment:
