@@ -56,6 +56,8 @@ def main() -> None:
                 tokens_per_second=1.0,
                 max_batch_size=8,
                 max_batch_wait_ms=200,
+                # random weights loop at once; a fixed token budget keeps the workload comparable
+                loop_detection=args.model_dir is not None,
             )
         )
         out["model_parameters"] = sum(p.numel() for p in eng.loaded.model.parameters())
