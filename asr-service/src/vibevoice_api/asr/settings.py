@@ -27,7 +27,7 @@ class ASRSettings(ModelServiceSettings):
         30.0,
         ge=0,
         description="Audio each split piece re-reads before its cut, to carry speaker ids across pieces "
-        "(capped at a quarter of the single-pass limit).",
+        "(capped at a quarter of the single-pass limit; 0: ids restart in every piece).",
     )
     asr_max_audio_seconds: float = Field(4 * 3600.0, gt=0, description="Longest accepted upload (400 beyond).")
     asr_min_new_tokens: int = Field(256, ge=1, description="Generation budget floor (tokens) per request.")

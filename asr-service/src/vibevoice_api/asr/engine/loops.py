@@ -28,13 +28,12 @@ def repeating_tail(
         return None
     window = np.asarray(tokens[-min(n, max(min_span, min_repeats * max_period) + max_period) :], dtype=np.int64)
     w = window.shape[0]
-    last = window[-1]
-    for period in range(1, max_period + 1):
+    # Only periods whose previous turn ended in the same token can be loops: find them in one pass.
+    before = window[-1 - min(max_period, w - 1) : -1][::-1]
+    for period in (np.flatnonzero(before == window[-1]) + 1).tolist():
         span = max(min_span, min_repeats * period)
         if span > w:
             break
-        if window[-1 - period] != last:
-            continue
         tail = window[-span:]
         if not np.array_equal(tail[period:], tail[:-period]):
             continue
