@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -105,10 +104,12 @@ def main() -> None:
             ],
             check=True,
         )
+        # VmHWM belongs to the new process image; ru_maxrss would inherit this (large) parent's peak across exec.
         code = (
-            "import resource,sys; from vibevoice_api.shared.audio import decode_audio; "
+            "import re; from vibevoice_api.shared.audio import decode_audio; "
             f"a=decode_audio(r'{mp3}', 24000); "
-            "print(a.nbytes/2**20, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024)"
+            "hwm=int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)); "
+            "print(a.nbytes/2**20, hwm/1024)"
         )
         audio_mb, peak_mb = map(
             float,
@@ -119,7 +120,6 @@ def main() -> None:
             "peak_rss_mb": round(peak_mb, 1),
             "peak_over_samples": round(peak_mb / audio_mb, 2),
         }
-    _ = resource
     print(json.dumps(out, indent=2))
 
 
