@@ -16,6 +16,16 @@ from vibevoice_api.shared.languages import language_name
 # In user text it would add phantom audio slots or break out of the user turn: it is removed.
 SPECIAL_MARKUP = re.compile(r"<\|[^<>|]{0,64}\|>")
 
+
+def without_markup(text: str, sep: str = " ") -> str:
+    """``text`` with control-token markup removed, also markup that removing other markup would join."""
+    while True:
+        cleaned = SPECIAL_MARKUP.sub(sep, text)
+        if cleaned == text:
+            return cleaned
+        text = cleaned
+
+
 SYSTEM = "You are a helpful assistant that transcribes audio input into text output in JSON format."
 KEYS = "Start time, End time, Speaker ID, Content"
 AUDIO = "<|object_ref_start|><|box_start|><|object_ref_end|>"
@@ -24,7 +34,7 @@ AUDIO = "<|object_ref_start|><|box_start|><|object_ref_end|>"
 def context_text(prompt: str | None, language: str | None, task: str) -> str | None:
     """The free-text context: the user's prompt (hotwords, names), a language hint, a translation request."""
     parts = []
-    prompt = SPECIAL_MARKUP.sub(" ", prompt or "").strip()
+    prompt = without_markup(prompt or "").strip()
     if prompt:
         parts.append(prompt)
     if language:
@@ -37,7 +47,7 @@ def context_text(prompt: str | None, language: str | None, task: str) -> str | N
 def continuation(written: str) -> str:
     """The assistant turn a retry continues from: the model's own text, minus any control tokens it
     wrote inside it (which the processor would read as extra audio slots)."""
-    body = SPECIAL_MARKUP.sub("", written)
+    body = without_markup(written, "")
     body = re.sub(r"^\s*assistant\s*", "", body)
     return f"<|im_start|>assistant\n{body}" if body.strip() else ""
 
