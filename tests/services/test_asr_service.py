@@ -231,6 +231,7 @@ def test_models_and_health(asr):
         "vibevoice_asr_batch_size",
         "vibevoice_asr_audio_seconds_total",
         "vibevoice_asr_real_time_factor",
+        'vibevoice_asr_repetition_loops_total{outcome="retried"}',
     ):
         assert name in metrics
 

@@ -41,6 +41,8 @@ LOOPS = Counter(
     "Transcriptions caught repeating themselves, by outcome",
     ["outcome"],
 )
+for _outcome in ("retried", "cut"):
+    LOOPS.labels(_outcome)  # both series exist (at 0) before the first loop
 DECODE_SECONDS = Histogram("vibevoice_asr_decode_seconds", "Time to decode and resample an upload")
 
 
