@@ -7,7 +7,6 @@ shape is reported, never silently left at random initialisation.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 
 import torch
 from vibevoice_api.shared.model_files import find_tokenizer as shared_find_tokenizer
-from vibevoice_api.shared.model_files import resolve_attention, resolve_device, resolve_dtype, weight_files
+from vibevoice_api.shared.model_files import read_json, resolve_attention, resolve_device, resolve_dtype, weight_files
 
 from .errors import ModelLoadError
 from .generate import make_scheduler
@@ -40,17 +39,10 @@ class Loaded:
 
 
 def read_config(folder: Path) -> RealtimeConfig:
-    if not folder.is_dir():
-        raise ModelLoadError(f"VibeVoice-Realtime folder {folder} does not exist.")
     path = folder / "config.json"
-    if not path.is_file():
-        raise ModelLoadError(f"{folder} has no config.json: it is not a VibeVoice-Realtime-0.5B folder.")
-    try:
-        raw = json.loads(path.read_text())
-    except ValueError as exc:
-        raise ModelLoadError(f"{path} is not valid JSON ({exc}).") from exc
-    if not isinstance(raw, dict) or raw.get("model_type") != "vibevoice_streaming":
-        found = raw.get("model_type") if isinstance(raw, dict) else type(raw).__name__
+    raw = read_json(path)
+    if raw.get("model_type") != "vibevoice_streaming":
+        found = raw.get("model_type")
         raise ModelLoadError(f"{path} describes model_type={found!r}, not VibeVoice-Realtime (vibevoice_streaming).")
     if not isinstance(raw.get("decoder_config"), dict):
         raise ModelLoadError(f"{path} lacks decoder_config: the file is damaged.")
