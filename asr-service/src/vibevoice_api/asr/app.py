@@ -16,9 +16,10 @@ from vibevoice_api.shared import transcripts as tx
 from vibevoice_api.shared.app import create_app
 from vibevoice_api.shared.audio import decode_audio
 from vibevoice_api.shared.cancel import until_disconnect
+from vibevoice_api.shared.discovery import install_model_routes
 from vibevoice_api.shared.lifecycle import ModelHolder, model_lifespan
 from vibevoice_api.shared.openapi import install_openapi, transcription_form, transcription_responses
-from vibevoice_api.shared.schemas import ERROR_RESPONSES, AudioModelList, ModelCard, ModelList
+from vibevoice_api.shared.schemas import ERROR_RESPONSES
 
 from .protocol import TranscriptionParams, parse_request
 from .settings import ASRSettings
@@ -232,30 +233,14 @@ def build_app(settings: ASRSettings | None = None, engine: Any = None) -> FastAP
     async def translations(request: Request) -> Response:
         return await handle(request, "translate")
 
-    @app.get("/v1/models", tags=["discovery"], response_model=ModelList)
-    async def models() -> dict[str, Any]:
-        return {"object": "list", "data": [ModelCard(id=settings.asr_model_id).model_dump()]}
-
-    @app.get("/v1/models/{model_id}", tags=["discovery"], response_model=ModelCard)
-    async def model(model_id: str) -> dict[str, Any]:
-        from .protocol import check_model
-
-        check_model(model_id, accepted, settings.asr_model_id)
-        return ModelCard(id=settings.asr_model_id).model_dump()
-
-    @app.get("/v1/audio/models", tags=["discovery"], response_model=AudioModelList)
-    async def audio_models() -> dict[str, Any]:
-        return {"models": [{"id": settings.asr_model_id, "name": "VibeVoice-ASR"}]}
-
-    @app.get("/", include_in_schema=False)
-    async def root() -> dict[str, Any]:
-        return {
-            "name": "vibevoice-api ASR service",
-            "model": settings.asr_model_id,
-            "state": holder.state,
-            "docs": "/docs",
-        }
-
+    install_model_routes(
+        app,
+        model_id=settings.asr_model_id,
+        display_name="VibeVoice-ASR",
+        aliases=settings.alias_list,
+        title="vibevoice-api ASR service",
+        holder=holder,
+    )
     install_openapi(app)
     return app
 

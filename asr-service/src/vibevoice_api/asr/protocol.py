@@ -17,7 +17,8 @@ from typing import IO, Any
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from vibevoice_api.shared.audio import RawPCM, raw_pcm_from_content_type
-from vibevoice_api.shared.errors import InvalidRequestError, ModelNotFoundError, UnsupportedMediaError
+from vibevoice_api.shared.discovery import check_model
+from vibevoice_api.shared.errors import InvalidRequestError, UnsupportedMediaError
 from vibevoice_api.shared.languages import normalize_language
 from vibevoice_api.shared.schemas import TRANSCRIPTION_FORMATS, TRANSLATION_FORMATS, TranscriptionJSONRequest
 
@@ -91,16 +92,6 @@ def _text(value: Any, param: str, max_chars: int) -> str | None:
     return value or None
 
 
-def check_model(model: Any, accepted: set[str], default: str) -> str:
-    if model is None or (isinstance(model, str) and not model.strip()):
-        return default
-    if not isinstance(model, str):
-        raise InvalidRequestError("'model' must be a string.", param="model", code="invalid_type")
-    if model.strip() not in accepted and model.strip().lower() not in {a.lower() for a in accepted}:
-        raise ModelNotFoundError(model, sorted(accepted))
-    return model.strip()
-
-
 def _common(
     get: Any, getlist: Any, task: str, accepted_models: set[str], default_model: str, word_mode: str
 ) -> TranscriptionParams:
@@ -164,7 +155,7 @@ def _common(
             )
     return TranscriptionParams(
         task=task,
-        model=check_model(get("model"), accepted_models, default_model),
+        model=check_model(get("model"), default_model, accepted_models),
         response_format=fmt,
         language=language,
         prompt=_text(get("prompt"), "prompt", MAX_PROMPT_CHARS),

@@ -14,13 +14,14 @@ from prometheus_client import Counter, Gauge, Histogram
 from vibevoice_api.shared.app import create_app
 from vibevoice_api.shared.audio import content_type
 from vibevoice_api.shared.cancel import until_disconnect
+from vibevoice_api.shared.discovery import check_model, install_model_routes
 from vibevoice_api.shared.errors import APIError
 from vibevoice_api.shared.lifecycle import ModelHolder, model_lifespan
 from vibevoice_api.shared.openapi import AUDIO_RESPONSE, install_openapi
-from vibevoice_api.shared.schemas import ERROR_RESPONSES, AudioModelList, ModelCard, ModelList, SpeechRequest, VoiceList
+from vibevoice_api.shared.schemas import ERROR_RESPONSES, SpeechRequest, VoiceList
 
 from .settings import TTSSettings
-from .speech import SpeechJob, b64, check_model, check_text, choose_voice, encoded_chunks
+from .speech import SpeechJob, b64, check_text, choose_voice, encoded_chunks
 
 log = logging.getLogger("vibevoice_api.tts")
 
@@ -105,7 +106,7 @@ def build_app(settings: TTSSettings | None = None, engine: Any = None) -> FastAP
     async def speech(req: SpeechRequest, request: Request) -> Response:
         started = time.perf_counter()
         eng = holder.require()
-        check_model(req.model, settings)
+        check_model(req.model, settings.tts_model_id, settings.alias_list)
         text = check_text(req.input, settings)
         job = SpeechJob(
             text=text,
@@ -215,27 +216,14 @@ def build_app(settings: TTSSettings | None = None, engine: Any = None) -> FastAP
             ]
         }
 
-    @app.get("/v1/models", tags=["discovery"], response_model=ModelList)
-    async def models() -> dict[str, Any]:
-        return {"object": "list", "data": [ModelCard(id=settings.tts_model_id).model_dump()]}
-
-    @app.get("/v1/models/{model_id}", tags=["discovery"], response_model=ModelCard)
-    async def model(model_id: str) -> dict[str, Any]:
-        check_model(model_id, settings)
-        return ModelCard(id=settings.tts_model_id).model_dump()
-
-    @app.get("/v1/audio/models", tags=["discovery"], response_model=AudioModelList)
-    async def audio_models() -> dict[str, Any]:
-        return {"models": [{"id": settings.tts_model_id, "name": "VibeVoice-Realtime-0.5B"}]}
-
-    @app.get("/", include_in_schema=False)
-    async def root() -> dict[str, Any]:
-        return {
-            "name": "vibevoice-api TTS service",
-            "model": settings.tts_model_id,
-            "state": holder.state,
-            "docs": "/docs",
-        }
+    install_model_routes(
+        app,
+        model_id=settings.tts_model_id,
+        display_name="VibeVoice-Realtime-0.5B",
+        aliases=settings.alias_list,
+        title="vibevoice-api TTS service",
+        holder=holder,
+    )
 
     if settings.tts_realtime_enabled:
         from .realtime import RealtimeSession

@@ -20,11 +20,12 @@ from typing import Any
 import numpy as np
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from vibevoice_api.shared.audio import StreamingTempo, to_pcm16
+from vibevoice_api.shared.discovery import check_model
 from vibevoice_api.shared.errors import APIError, InvalidRequestError
 from vibevoice_api.shared.lifecycle import ModelHolder
 
 from .settings import TTSSettings
-from .speech import b64, check_model, check_text, choose_voice
+from .speech import b64, check_text, choose_voice
 
 log = logging.getLogger("vibevoice_api.tts.realtime")
 MAX_MESSAGE_BYTES = 1 << 20
@@ -85,7 +86,7 @@ class RealtimeSession:
         model = self.ws.query_params.get("model")
         await self.ws.accept()
         try:
-            check_model(model, self.settings)
+            check_model(model, self.settings.tts_model_id, self.settings.alias_list)
             engine = self.holder.require()
             self.voice = choose_voice(engine, None, self.settings)
         except APIError as exc:

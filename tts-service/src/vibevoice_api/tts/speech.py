@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 from vibevoice_api.shared.audio import StreamingEncoder, StreamingTempo
-from vibevoice_api.shared.errors import InvalidRequestError, ModelNotFoundError
+from vibevoice_api.shared.errors import InvalidRequestError
 
 from .settings import TTSSettings
 
@@ -28,14 +28,6 @@ class SpeechJob:
     response_format: str
     speed: float
     samples: int = 0  # model samples produced so far (before the tempo change)
-
-
-def check_model(model: str | None, settings: TTSSettings) -> None:
-    if model is None or not model.strip():
-        return
-    accepted = {settings.tts_model_id.lower(), *(a.lower() for a in settings.alias_list)}
-    if model.strip().lower() not in accepted:
-        raise ModelNotFoundError(model, sorted({settings.tts_model_id, *settings.alias_list}))
 
 
 def check_text(text: Any, settings: TTSSettings) -> str:
