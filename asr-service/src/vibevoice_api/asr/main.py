@@ -18,12 +18,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(convert_main(argv[1:]))
     args = serve_parser("vibevoice-asr", 8081, "VibeVoice-ASR behind the OpenAI transcription API.").parse_args(argv)
     settings = ASRSettings()
-    if args.log_level:
-        settings.log_level = args.log_level
 
     from .app import build_app
 
-    run_server(build_app, settings, host=args.host, port=args.port, service="asr", graceful_seconds=120)
+    run_server(build_app, settings, args, service="asr", graceful_seconds=120)
 
 
 if __name__ == "__main__":

@@ -15,9 +15,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "vibevoice-gateway", 8080, "OpenAI-compatible gateway in front of the VibeVoice ASR and TTS services."
     ).parse_args(argv)
     settings = GatewaySettings()
-    if args.log_level:
-        settings.log_level = args.log_level
-    run_server(build_app, settings, host=args.host, port=args.port, service="gateway", graceful_seconds=60)
+    run_server(build_app, settings, args, service="gateway", graceful_seconds=60)
 
 
 if __name__ == "__main__":

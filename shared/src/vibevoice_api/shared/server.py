@@ -26,13 +26,16 @@ def serve_parser(prog: str, default_port: int, description: str) -> argparse.Arg
 def run_server(
     app_factory: Callable[[Any], Any],
     settings: CommonSettings,
+    args: argparse.Namespace,
     *,
-    host: str,
-    port: int,
     service: str,
     graceful_seconds: float = 30.0,
 ) -> None:
-    """Start uvicorn on our app; SIGTERM lets in-flight requests finish for ``graceful_seconds``."""
+    """Start uvicorn on our app with the flags of :func:`serve_parser`; SIGTERM lets in-flight requests
+    finish for ``graceful_seconds`` (or ``VIBEVOICE_SHUTDOWN_GRACE_SECONDS``)."""
+    host, port = args.host, args.port
+    if args.log_level:
+        settings.log_level = args.log_level
     setup_logging(settings.log_level, settings.log_format, service)
     app = app_factory(settings)
     logging.getLogger("vibevoice_api").info(

@@ -26,12 +26,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     settings = TTSSettings()
-    if args.log_level:
-        settings.log_level = args.log_level
 
     from .app import build_app
 
-    run_server(build_app, settings, host=args.host, port=args.port, service="tts", graceful_seconds=60)
+    run_server(build_app, settings, args, service="tts", graceful_seconds=60)
 
 
 if __name__ == "__main__":
