@@ -216,22 +216,9 @@ class RealtimeSession:
         engine = self.holder.require()
         tempo = StreamingTempo(self.speed, engine.sample_rate)
         stream = engine.stream(text, voice)
-        try:
-            async for pcm in stream:
-                data = to_pcm16(tempo.feed(np.asarray(pcm, dtype=np.float32)))
-                if data:
-                    await self.send(
-                        {
-                            "type": "response.output_audio.delta",
-                            "response_id": rid,
-                            "item_id": item_id,
-                            "output_index": 0,
-                            "content_index": 0,
-                            "delta": b64(data),
-                        }
-                    )
-            tail = to_pcm16(tempo.close())
-            if tail:
+
+        async def send_audio(data: bytes) -> None:
+            if data:
                 await self.send(
                     {
                         "type": "response.output_audio.delta",
@@ -239,9 +226,14 @@ class RealtimeSession:
                         "item_id": item_id,
                         "output_index": 0,
                         "content_index": 0,
-                        "delta": b64(tail),
+                        "delta": b64(data),
                     }
                 )
+
+        try:
+            async for pcm in stream:
+                await send_audio(to_pcm16(tempo.feed(np.asarray(pcm, dtype=np.float32))))
+            await send_audio(to_pcm16(tempo.close()))
             await self.send(
                 {
                     "type": "response.output_audio.done",

@@ -221,9 +221,7 @@ class ASREngine:
         temperature: float = 0.0,
         task: str = "transcribe",
     ) -> list[Segment]:
-        self._check(audio)
-        ctx = context_text(prompt, language, task)
-        parts = self._pieces(audio)
+        ctx, parts = self._plan(audio, prompt, language, task)
         # All pieces are submitted together: a long recording fills a batch by itself.
         results = await asyncio.gather(*(self._collect(p.samples, ctx, temperature) for p in parts))
         if len(parts) == 1:
@@ -239,9 +237,7 @@ class ASREngine:
         temperature: float = 0.0,
         task: str = "transcribe",
     ) -> AsyncIterator[Segment]:
-        self._check(audio)
-        ctx = context_text(prompt, language, task)
-        parts = self._pieces(audio)
+        ctx, parts = self._plan(audio, prompt, language, task)
         if len(parts) == 1:
             async for seg in self._run(audio, ctx, temperature):
                 yield seg
@@ -257,8 +253,13 @@ class ASREngine:
 
     # ---------------------------------------------------------------- request side
 
-    def _pieces(self, audio: np.ndarray) -> list[Piece]:
-        return pieces(audio, SAMPLE_RATE, self.cfg.max_single_pass_seconds, self.cfg.longform_overlap_seconds)
+    def _plan(
+        self, audio: np.ndarray, prompt: str | None, language: str | None, task: str
+    ) -> tuple[str | None, list[Piece]]:
+        """Validate the audio; the model's context text and the pieces to transcribe."""
+        self._check(audio)
+        parts = pieces(audio, SAMPLE_RATE, self.cfg.max_single_pass_seconds, self.cfg.longform_overlap_seconds)
+        return context_text(prompt, language, task), parts
 
     def _check(self, audio: np.ndarray) -> None:
         if audio.ndim != 1 or audio.shape[0] == 0:
