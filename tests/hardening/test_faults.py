@@ -33,6 +33,17 @@ def start_tts(models, tmp_path, name="tts", **env):
     return proc, f"http://127.0.0.1:{port}", port
 
 
+def wait_load_failed(url: str) -> dict:
+    """The service's /ready body once its model load has failed (or after ~20 s of waiting)."""
+    wait_http(url + "/health", timeout=60)
+    for _ in range(200):
+        ready = httpx.get(url + "/ready").json()
+        if ready["state"] == "failed":
+            break
+        time.sleep(0.1)
+    return ready
+
+
 def test_killed_service_gives_openai_error_then_recovers(tiny_models, tmp_path):
     tts, tts_url, tts_port = start_tts(tiny_models, tmp_path)
     gw_port = free_port()
@@ -80,12 +91,7 @@ def test_broken_model_folder_is_reported_not_crashed(tiny_models, tmp_path, prob
         (folder / "config.json").write_text('{"model_type": "whisper"}')
     proc, url, _ = start_tts(models, tmp_path)
     try:
-        wait_http(url + "/health", timeout=60)
-        for _ in range(200):
-            ready = httpx.get(url + "/ready").json()
-            if ready["state"] == "failed":
-                break
-            time.sleep(0.1)
+        ready = wait_load_failed(url)
         assert ready["state"] == "failed" and expect in ready["error"], ready
         assert httpx.get(url + "/ready").status_code == 503
         r = httpx.post(url + "/v1/audio/speech", json=SPEECH, timeout=30)
@@ -104,12 +110,7 @@ def test_cuda_on_a_cpu_machine_is_a_clear_error(tiny_models, tmp_path):
         pytest.skip("this machine has a GPU")
     proc, url, _ = start_tts(tiny_models, tmp_path, VIBEVOICE_DEVICE="cuda:0")
     try:
-        wait_http(url + "/health", timeout=60)
-        for _ in range(200):
-            ready = httpx.get(url + "/ready").json()
-            if ready["state"] == "failed":
-                break
-            time.sleep(0.1)
+        ready = wait_load_failed(url)
         assert "no CUDA GPU" in ready["error"]
     finally:
         proc.stop()
