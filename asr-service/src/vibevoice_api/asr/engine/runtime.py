@@ -94,13 +94,11 @@ class _RowStreamer:
         self.eos = eos_ids
         self.budgets = budgets
         self.detect_loops = detect_loops
-        self.parsers = [j.parser for j in jobs]
         self.pending: list[list[int]] = [[] for _ in jobs]
         self.ids: list[list[int]] = [[] for _ in jobs]
         self.finished = [False] * len(jobs)
         self.stopped = [False] * len(jobs)
         self.looped: list[tuple[int, int] | None] = [None] * len(jobs)
-        self.generated = 0
         self._prompt_seen = False
 
     def put(self, value: Any) -> None:
@@ -108,7 +106,6 @@ class _RowStreamer:
             self._prompt_seen = True  # the first call carries the prompt
             return
         ids = value.reshape(len(self.jobs), -1)[:, -1].tolist()
-        self.generated += 1
         for row, tid in enumerate(ids):
             if self.finished[row]:
                 continue
@@ -129,14 +126,14 @@ class _RowStreamer:
             if text.endswith("\ufffd"):
                 continue  # a multi-byte character is split across tokens: wait for the rest
             self.pending[row].clear()
-            for seg in self.parsers[row].feed(text):
+            for seg in self.jobs[row].parser.feed(text):
                 self.jobs[row].emit("seg", seg)
 
     def _flush(self, row: int) -> None:
         if self.pending[row]:
             text = self.tok.decode(self.pending[row], skip_special_tokens=False)
             self.pending[row].clear()
-            for seg in self.parsers[row].feed(text):
+            for seg in self.jobs[row].parser.feed(text):
                 self.jobs[row].emit("seg", seg)
 
     def end(self) -> None:
