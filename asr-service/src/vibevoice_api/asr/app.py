@@ -61,6 +61,7 @@ def load_engine(settings: ASRSettings) -> Any:
         dtype=None if settings.dtype == "auto" else settings.dtype,
         attn_implementation=settings.attn_implementation,
         max_batch_size=settings.asr_max_batch_size,
+        batch_audio_seconds=settings.asr_batch_audio_seconds,
         max_batch_wait_ms=settings.asr_max_batch_wait_ms,
         max_queue=settings.max_queue,
         max_single_pass_seconds=settings.asr_max_single_pass_seconds,

@@ -19,6 +19,12 @@ class ASRSettings(ModelServiceSettings):
         description="Other model names accepted on this service (comma-separated).",
     )
     asr_max_batch_size: int = Field(4, ge=1, le=64, description="Requests padded into one generate call.")
+    asr_batch_audio_seconds: float | None = Field(
+        None,
+        gt=0,
+        description="Padded seconds of audio one generate call may carry (rows x longest row); also the longest "
+        "single pass. Unset: derived from the GPU memory free after loading (logged; see deploy/README.md).",
+    )
     asr_max_batch_wait_ms: float = Field(50.0, ge=0, le=5000, description="How long a batch waits to fill.")
     asr_max_single_pass_seconds: float = Field(
         3600.0, gt=0, description="Longest audio sent to the model in one pass; longer audio is split at silences."

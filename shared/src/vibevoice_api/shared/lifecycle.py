@@ -57,12 +57,24 @@ class ModelHolder(Generic[T]):
         return self.state == "ready"
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
-        details: dict[str, Any] = {"model": self.name, "state": self.state}
-        if self.error:
-            details["error"] = self.error
-        return self.state == "ready", details
+        fatal = self.fatal_error()
+        state = "failed" if fatal else self.state
+        details: dict[str, Any] = {"model": self.name, "state": state}
+        if self.error or fatal:
+            details["error"] = fatal or self.error
+        if self.engine is not None:
+            details["runtime"] = runtime_info(self.engine)
+        return state == "ready", details
+
+    def fatal_error(self) -> str | None:
+        """Set by an engine whose GPU broke after loading (see :mod:`.cuda_faults`): the service must restart."""
+        return getattr(self.engine, "fatal_error", None) if self.engine is not None else None
 
     def require(self) -> T:
+        if (fatal := self.fatal_error()) is not None:
+            from .cuda_faults import EngineFailedError
+
+            raise EngineFailedError(fatal)
         if self.state == "ready" and self.engine is not None:
             return self.engine
         if self.state == "failed":
@@ -72,6 +84,16 @@ class ModelHolder(Generic[T]):
         raise ServiceUnavailableError(
             f"The {self.name} model is still loading; retry shortly.", code="model_loading", retry_after=5
         )
+
+
+def runtime_info(engine: Any) -> dict[str, Any]:
+    """Device, dtype and the attention implementation actually in use, from the engine's loaded model."""
+    loaded = getattr(engine, "loaded", None)
+    info = {k: str(getattr(loaded, k)) for k in ("device", "attention") if getattr(loaded, k, None) is not None}
+    if getattr(loaded, "dtype", None) is not None:
+        info["dtype"] = str(loaded.dtype).removeprefix("torch.")
+    info.update(getattr(engine, "limits", None) or {})
+    return info
 
 
 def _is_clear(exc: BaseException) -> bool:

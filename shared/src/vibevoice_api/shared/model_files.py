@@ -7,8 +7,11 @@ report it through ``/ready`` and their 503s instead of a stack trace.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger("vibevoice_api.model_files")
 
 
 class ModelLoadError(Exception):
@@ -50,18 +53,114 @@ def resolve_dtype(name: str | None, device: Any) -> Any:
     return {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[name]
 
 
-def resolve_attention(name: str | None, device: Any) -> str:
-    """``auto`` = flash_attention_2 on a GPU when the package is installed, else sdpa."""
-    if name not in (None, "", "auto"):
-        return str(name)
-    if device.type == "cuda":
-        try:
-            import flash_attn  # noqa: F401
+# transformers 5 treats torch as missing below this version, and a pre-release (2.6.0a0, NGC 25.01) sorts below it.
+TRANSFORMERS_TORCH_FLOOR = "2.6.0"
+# FlashAttention-2 kernels exist for Ampere (8.0) and newer; ``auto`` uses them only up to Hopper (9.x), the
+# architectures flash-attn's prebuilt wheels target. Blackwell (10.x, 12.x: DGX Spark) takes sdpa unless asked.
+FLASH_MIN_CAPABILITY = (8, 0)
+FLASH_AUTO_MAX_MAJOR = 9
+ATTENTION_CHOICES = ("auto", "flash_attention_2", "sdpa", "eager")
 
-            return "flash_attention_2"
-        except ImportError:
-            return "sdpa"
-    return "sdpa"
+
+def torch_version_problem(version: str) -> str | None:
+    """Why transformers would refuse this torch version (``None`` when it accepts it)."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        ok = Version(version) >= Version(TRANSFORMERS_TORCH_FLOOR)
+    except InvalidVersion:
+        ok = False
+    if ok:
+        return None
+    return (
+        f"PyTorch {version} is installed, but transformers 5 needs torch >= {TRANSFORMERS_TORCH_FLOOR} and treats "
+        "anything older (a pre-release such as NGC 25.01's 2.6.0a0 included) as no torch at all, so no model could "
+        "load. Use a base image with a newer torch (nvcr.io/nvidia/pytorch:25.02-py3 or later: the BASE_IMAGE build "
+        f"argument) or `pip install 'torch>={TRANSFORMERS_TORCH_FLOOR}'`."
+    )
+
+
+def check_torch() -> str:
+    """The installed torch version, or a :class:`ModelLoadError` when transformers would not accept it."""
+    import importlib.metadata
+
+    try:
+        version = importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError as exc:
+        raise ModelLoadError("PyTorch is not installed; the model services need torch.") from exc
+    problem = torch_version_problem(version)
+    if problem:
+        raise ModelLoadError(problem)
+    return version
+
+
+def flash_attention_problem(
+    device_type: str, capability: tuple[int, int] | None, dtype: str, flash_importable: bool, *, auto: bool
+) -> str | None:
+    """Why FlashAttention-2 cannot (or, for ``auto``, should not) run here; ``None`` when it can."""
+    if device_type != "cuda":
+        return f"FlashAttention-2 needs a CUDA GPU (device is {device_type})"
+    if capability is None or tuple(capability) < FLASH_MIN_CAPABILITY:
+        cc = "unknown" if capability is None else f"{capability[0]}.{capability[1]}"
+        return f"FlashAttention-2 needs compute capability >= 8.0 (Ampere or newer); this GPU is {cc}"
+    if dtype not in ("bfloat16", "float16"):
+        return f"FlashAttention-2 runs in bfloat16 or float16 only (dtype is {dtype})"
+    if not flash_importable:
+        return "the flash-attn package is not installed or does not import (built for another torch/CUDA?)"
+    if auto and capability[0] > FLASH_AUTO_MAX_MAJOR:
+        return (
+            f"compute capability {capability[0]}.{capability[1]} is newer than the flash-attn wheels' targets "
+            "(set VIBEVOICE_ATTN_IMPLEMENTATION=flash_attention_2 to use it anyway)"
+        )
+    return None
+
+
+def choose_attention(
+    requested: str | None, device_type: str, capability: tuple[int, int] | None, dtype: str, flash_importable: bool
+) -> tuple[str, str]:
+    """The attention implementation and why, from the setting and what this machine has (pure).
+
+    ``auto``: flash_attention_2 when it can run (see :func:`flash_attention_problem`), else sdpa. An explicit
+    flash_attention_2 that cannot run is a :class:`ModelLoadError`, not a silent fallback.
+    """
+    req = (requested or "auto").strip().lower()
+    if req not in ATTENTION_CHOICES:
+        raise ModelLoadError(f"Unknown attention implementation {requested!r}: use {', '.join(ATTENTION_CHOICES)}.")
+    if req in ("sdpa", "eager"):
+        return req, "set by VIBEVOICE_ATTN_IMPLEMENTATION"
+    problem = flash_attention_problem(device_type, capability, dtype, flash_importable, auto=req == "auto")
+    if req == "flash_attention_2":
+        if problem:
+            raise ModelLoadError(f"VIBEVOICE_ATTN_IMPLEMENTATION=flash_attention_2 but {problem}; use auto or sdpa.")
+        return req, "set by VIBEVOICE_ATTN_IMPLEMENTATION"
+    if problem:
+        return "sdpa", f"auto: {problem}"
+    return "flash_attention_2", "auto: flash-attn imports and the GPU and dtype support it"
+
+
+def flash_attn_importable() -> bool:
+    """Whether flash-attn imports here (an ABI mismatch with torch shows as an ImportError/OSError)."""
+    try:
+        import flash_attn  # noqa: F401
+    except (ImportError, OSError):
+        return False
+    return True
+
+
+def dtype_name(dtype: Any) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def resolve_attention(name: str | None, device: Any, dtype: Any = None) -> str:
+    """The attention implementation for this device and dtype (see :func:`choose_attention`); logged with why."""
+    import torch
+
+    capability = torch.cuda.get_device_capability(device) if device.type == "cuda" else None
+    dt = dtype_name(dtype if dtype is not None else resolve_dtype(None, device))
+    wants_flash = device.type == "cuda" and (name or "auto") in ("auto", "flash_attention_2")
+    attn, why = choose_attention(name, device.type, capability, dt, wants_flash and flash_attn_importable())
+    log.info("attention: %s (%s)", attn, why)
+    return attn
 
 
 def read_json(path: Path) -> dict[str, Any]:

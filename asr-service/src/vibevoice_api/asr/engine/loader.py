@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vibevoice_api.shared.model_files import resolve_attention, resolve_device, resolve_dtype
+from vibevoice_api.shared.model_files import check_torch, resolve_attention, resolve_device, resolve_dtype
 
 from .convert import convert, detect_layout, find_tokenizer, weight_files
+from .encoding import use_reference_encoding
 from .errors import ModelLoadError
 
 log = logging.getLogger("vibevoice_api.asr.loader")
@@ -31,6 +32,7 @@ class Loaded:
     dtype: Any
     layout: str
     source: Path
+    attention: str = "sdpa"
 
 
 def converted_dir(src: Path) -> Path:
@@ -62,6 +64,7 @@ def prepare_folder(folder: Path) -> tuple[Path, str]:
 def load(
     folder: Path, device: str = "auto", dtype: str | None = None, attn_implementation: str | None = None
 ) -> Loaded:
+    check_torch()  # before transformers decides torch is missing and hands out dummy classes
     from transformers import (
         AutoTokenizer,
         VibeVoiceAcousticTokenizerFeatureExtractor,
@@ -72,7 +75,7 @@ def load(
     folder = Path(folder)
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
-    attn = resolve_attention(attn_implementation, dev)
+    attn = resolve_attention(attn_implementation, dev, torch_dtype)
     hf_dir, layout = prepare_folder(folder)
     tok_dir = find_tokenizer(hf_dir)
     try:
@@ -87,6 +90,7 @@ def load(
             str(hf_dir),
             dtype=torch_dtype,
             local_files_only=True,
+            device_map=dev,  # each shard straight to the device: no whole copy in host memory first
             # Only the language model has attention; the conv encoders take the default.
             attn_implementation={
                 "text_config": attn,
@@ -97,8 +101,9 @@ def load(
         )
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
         raise ModelLoadError(f"Could not load the VibeVoice-ASR weights from {hf_dir}: {exc}") from exc
-    model.to(dev).eval()
+    model.eval()
+    use_reference_encoding(model)  # each recording at its own length, as the model was trained
     log.info(
         "loaded VibeVoice-ASR (%s layout) from %s on %s as %s with %s attention", layout, folder, dev, torch_dtype, attn
     )
-    return Loaded(model, processor, tokenizer, dev, torch_dtype, layout, folder)
+    return Loaded(model, processor, tokenizer, dev, torch_dtype, layout, folder, attn)

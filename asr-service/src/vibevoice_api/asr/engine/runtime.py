@@ -18,17 +18,20 @@ import collections
 import logging
 import threading
 import time
+import traceback
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from vibevoice_api.shared.errors import InvalidRequestError
+from vibevoice_api.shared import cuda_faults
+from vibevoice_api.shared.errors import InternalError, InvalidRequestError
 
 from .errors import EngineBusyError
 from .longform import Piece, SpeakerStitcher, pieces, stitch
 from .loops import repeating_tail
+from .memory import audio_budget_seconds, fits
 from .parsing import Segment, SegmentParser
 from .prompt import build_prompt, context_text, continuation
 
@@ -44,6 +47,9 @@ class EngineConfig:
     dtype: str | None = None
     attn_implementation: str | None = "auto"
     max_batch_size: int = 4
+    # Padded seconds of audio one generate call may carry (rows x longest row); None: derived from the GPU's
+    # free memory after loading (no limit on the CPU). Split pieces of long uploads are never longer either.
+    batch_audio_seconds: float | None = None
     max_batch_wait_ms: float = 50.0
     max_queue: int = 32
     max_single_pass_seconds: float = 3600.0
@@ -175,6 +181,21 @@ class ASREngine:
         self._pad = loaded.model.generation_config.pad_token_id
         if self._pad is None:
             self._pad = tok.convert_tokens_to_ids("<|image_pad|>")
+        self.fatal_error: str | None = None  # a broken GPU: /ready reports it and the service must restart
+        self.audio_budget = cfg.batch_audio_seconds or _derived_budget(loaded)
+        self.single_pass_seconds = min(cfg.max_single_pass_seconds, self.audio_budget or cfg.max_single_pass_seconds)
+        self.limits = {
+            "batch_audio_seconds": round(self.audio_budget, 1) if self.audio_budget else None,
+            "max_batch_size": cfg.max_batch_size,
+            "single_pass_seconds": round(self.single_pass_seconds, 1),
+        }
+        log.info(
+            "batching: up to %d requests and %s padded seconds of audio per call (%s); single pass up to %.0f s",
+            cfg.max_batch_size,
+            f"{self.audio_budget:.0f}" if self.audio_budget else "unlimited",
+            "set by VIBEVOICE_ASR_BATCH_AUDIO_SECONDS" if cfg.batch_audio_seconds else "from the free GPU memory",
+            self.single_pass_seconds,
+        )
         self._worker = threading.Thread(target=self._work, name="asr-worker", daemon=True)
         self._worker.start()
 
@@ -255,7 +276,7 @@ class ASREngine:
     ) -> tuple[str | None, list[Piece]]:
         """Validate the audio; the model's context text and the pieces to transcribe."""
         self._check(audio)
-        parts = pieces(audio, SAMPLE_RATE, self.cfg.max_single_pass_seconds, self.cfg.longform_overlap_seconds)
+        parts = pieces(audio, SAMPLE_RATE, self.single_pass_seconds, self.cfg.longform_overlap_seconds)
         return context_text(prompt, language, task), parts
 
     def _check(self, audio: np.ndarray) -> None:
@@ -268,6 +289,8 @@ class ASREngine:
             )
 
     def _submit(self, job: _Job) -> None:
+        if self.fatal_error is not None:
+            raise cuda_faults.EngineFailedError(self.fatal_error)
         with self._cond:
             if len(self._queue) >= self.cfg.max_queue + self.cfg.max_batch_size:
                 raise EngineBusyError(len(self._queue))
@@ -312,7 +335,16 @@ class ASREngine:
             batch = [first]
             deadline = time.monotonic() + self.cfg.max_batch_wait_ms / 1000
             while len(batch) < self.cfg.max_batch_size:
-                match = next((j for j in self._queue if j.sampling == first.sampling), None)
+                taken = [j.duration for j in batch]
+                match = next(
+                    (
+                        j
+                        for j in self._queue
+                        if j.sampling == first.sampling
+                        and fits(taken, j.duration, self.audio_budget, self.cfg.max_batch_size)
+                    ),
+                    None,
+                )
                 if match is not None:
                     self._queue.remove(match)
                     batch.append(match)
@@ -330,33 +362,86 @@ class ASREngine:
             batch = self._take_batch()
             if batch is None:
                 return
-            if not batch:
-                continue
-            written = [len(j.parser.text) for j in batch]
-            try:
-                self._generate(batch)
-            except Exception:
-                untouched = written == [len(j.parser.text) for j in batch]
-                if len(batch) > 1 and untouched:
-                    # Nothing was streamed yet: run the requests alone, so one bad input fails only itself.
-                    log.exception("a batch of %d failed before generating; retrying its requests alone", len(batch))
-                    for job in batch:
-                        self._generate_or_fail([job])
-                else:
-                    self._fail(batch)
+            if batch:
+                self._run_batch(batch)
 
-    def _generate_or_fail(self, batch: list[_Job]) -> None:
+    def _run_batch(self, batch: list[_Job]) -> None:
+        """Generate a batch; after a failure, retry each request that has streamed nothing alone, once.
+
+        The retries start only after the failed call's exception is gone (``_attempt`` returned), so its
+        frames no longer hold the batch's tensors, and after the cached memory is released.
+        """
+        if self.fatal_error is not None:
+            self._fail(batch, cuda_faults.FATAL)
+            return
+        written = [len(j.parser.text) for j in batch]
+        kind = self._attempt(batch)
+        if kind is None:
+            return
+        cuda_faults.release_memory()
+        if kind == cuda_faults.FATAL:
+            self._fail(batch, kind)
+            self._fail_queued()
+            return
+        untouched = [j for j, n in zip(batch, written, strict=True) if len(j.parser.text) == n]
+        self._fail([j for j in batch if j not in untouched], kind)
+        if len(batch) == 1:
+            self._fail(untouched, kind)
+            return
+        log.warning("a batch of %d failed (%s); retrying %d of its requests alone", len(batch), kind, len(untouched))
+        for i, job in enumerate(untouched):
+            if job.cancelled.is_set():
+                continue
+            solo = self._attempt([job])
+            if solo is None:
+                continue
+            cuda_faults.release_memory()
+            if solo == cuda_faults.FATAL:
+                self._fail(untouched[i:], solo)
+                self._fail_queued()
+                return
+            self._fail([job], solo)
+
+    def _attempt(self, batch: list[_Job]) -> str | None:
+        """``_generate``; on failure the kind of failure (see :mod:`cuda_faults`), logged with its traceback.
+
+        The traceback is logged as text: a log record keeping ``exc_info`` would keep the tensors alive.
+        """
         try:
             self._generate(batch)
-        except Exception:  # noqa: BLE001 - logged with its traceback by _fail
-            self._fail(batch)
+        except Exception as exc:  # noqa: BLE001 - every failure is classified, logged and reported
+            kind = cuda_faults.classify(exc)
+            trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            log.error("generation failed for a batch of %d (%s): %s", len(batch), kind, trace)
+            if kind == cuda_faults.FATAL:
+                self.fatal_error = cuda_faults.fatal_reason(exc)
+                log.critical("ASR engine out of order: %s", self.fatal_error)
+            return kind
+        return None
 
-    def _fail(self, batch: list[_Job]) -> None:
-        from vibevoice_api.shared.errors import InternalError
-
-        log.exception("generation failed for a batch of %d", len(batch))
+    def _fail(self, batch: list[_Job], kind: str) -> None:
         for job in batch:
-            job.emit("error", InternalError("Transcription failed inside the model; see the server log."))
+            job.emit("error", self._error(job, kind))
+
+    def _fail_queued(self) -> None:
+        with self._cond:
+            queued = list(self._queue)
+            self._queue.clear()
+        self._fail(queued, cuda_faults.FATAL)
+
+    def _error(self, job: _Job, kind: str) -> Exception:
+        if kind == cuda_faults.FATAL:
+            return cuda_faults.EngineFailedError(self.fatal_error or "the GPU failed")
+        if kind == cuda_faults.OOM:
+            minutes = job.duration / 60
+            return cuda_faults.GPUOutOfMemoryError(
+                f"This audio ({minutes:.1f} min in one pass) did not fit in the GPU's free memory, even alone. "
+                "Send shorter audio, or have the operator lower VIBEVOICE_ASR_MAX_SINGLE_PASS_SECONDS "
+                f"(now {self.single_pass_seconds:.0f}) or VIBEVOICE_ASR_BATCH_AUDIO_SECONDS so long audio is "
+                "transcribed in smaller pieces.",
+                param="file",
+            )
+        return InternalError("Transcription failed inside the model; see the server log.")
 
     def _max_new_tokens(self, duration: float) -> int:
         budget = int(self.cfg.min_new_tokens + self.cfg.tokens_per_second * duration)
@@ -450,6 +535,19 @@ class ASREngine:
             self._queue.appendleft(job)  # already admitted: it goes first and is never refused
             self._cond.notify()
         return True
+
+
+def _derived_budget(loaded: Any) -> float | None:
+    """The audio budget from the GPU memory free after loading; None (count-only batching) off the GPU."""
+    device = getattr(loaded, "device", None)
+    if getattr(device, "type", None) != "cuda":
+        return None
+    import torch
+
+    free, total = torch.cuda.mem_get_info(device)
+    budget = audio_budget_seconds(free)
+    log.info("GPU memory: %.1f GiB free of %.1f GiB after loading", free / 1024**3, total / 1024**3)
+    return budget
 
 
 def _shift(seg: Segment, offset: float) -> Segment:

@@ -13,8 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from vibevoice_api.shared.model_files import (
+    check_torch,
+    read_json,
+    resolve_attention,
+    resolve_device,
+    resolve_dtype,
+    weight_files,
+)
 from vibevoice_api.shared.model_files import find_tokenizer as shared_find_tokenizer
-from vibevoice_api.shared.model_files import read_json, resolve_attention, resolve_device, resolve_dtype, weight_files
 
 from .errors import ModelLoadError
 from .generate import make_scheduler
@@ -36,6 +43,7 @@ class Loaded:
     dtype: torch.dtype
     scheduler: Any
     folder: Path
+    attention: str = "sdpa"
 
 
 def read_config(folder: Path) -> RealtimeConfig:
@@ -101,6 +109,7 @@ def load_state(model: RealtimeModel, files: list[Path]) -> None:
 def load(
     folder: Path, device: str = "auto", dtype: str | None = None, attn_implementation: str | None = None
 ) -> Loaded:
+    check_torch()  # before transformers decides torch is missing and hands out dummy classes
     from transformers import AutoTokenizer
 
     folder = Path(folder)
@@ -113,9 +122,9 @@ def load(
         raise ModelLoadError(f"Could not load the tokenizer in {tok_dir}: {exc}") from exc
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
-    attn = resolve_attention(attn_implementation, dev)
+    attn = resolve_attention(attn_implementation, dev, torch_dtype)
     model = RealtimeModel(cfg, attn).eval()
     load_state(model, files)
     model.to(device=dev, dtype=torch_dtype)
     log.info("loaded VibeVoice-Realtime from %s on %s as %s with %s attention", folder, dev, torch_dtype, attn)
-    return Loaded(model, tokenizer, dev, torch_dtype, make_scheduler(cfg.head), folder)
+    return Loaded(model, tokenizer, dev, torch_dtype, make_scheduler(cfg.head), folder, attn)
