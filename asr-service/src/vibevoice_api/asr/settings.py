@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from vibevoice_api.shared.model_settings import ModelServiceSettings
@@ -17,6 +18,21 @@ class ASRSettings(ModelServiceSettings):
     asr_aliases: str = Field(
         "whisper-1,gpt-4o-transcribe,gpt-4o-mini-transcribe,gpt-4o-transcribe-diarize",
         description="Other model names accepted on this service (comma-separated).",
+    )
+    asr_backend: Literal["transformers", "vllm"] = Field(
+        "transformers",
+        description="Who generates: transformers in this process, or a vLLM server at VIBEVOICE_ASR_VLLM_URL "
+        "(continuous batching; everything else stays here).",
+    )
+    asr_vllm_url: str = Field(
+        "http://127.0.0.1:8000", description="Base URL of the vLLM server (VIBEVOICE_ASR_BACKEND=vllm)."
+    )
+    asr_vllm_model: str = Field(
+        "vibevoice-asr", description="Model name the vLLM server serves (its --served-model-name)."
+    )
+    asr_vllm_api_key: str | None = Field(None, description="API key of the vLLM server (its --api-key), if any.")
+    asr_vllm_max_concurrency: int = Field(
+        64, ge=1, le=1024, description="Transcription passes in flight at the vLLM server at once (its --max-num-seqs)."
     )
     asr_max_batch_size: int = Field(4, ge=1, le=64, description="Requests padded into one generate call.")
     asr_batch_audio_seconds: float | None = Field(

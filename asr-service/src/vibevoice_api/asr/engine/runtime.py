@@ -1,10 +1,13 @@
-"""The ASR engine: one model, one worker thread, dynamic batching, streaming segments, cancellation.
+"""The ASR engine: one model, worker threads, dynamic batching, streaming segments, cancellation.
 
 Requests wait in a bounded queue. The worker takes the oldest, waits up to ``max_batch_wait_ms`` for
 more with the same sampling settings (up to ``max_batch_size``), pads them into one ``generate``
 call (left-padded prompts, per-request audio padding masks) and streams each row's text through its
 own incremental JSON parser, so segments reach their client while the batch is still running. A
 client that goes away sets a flag that a per-row stopping criterion reads at the next token.
+
+Generation itself is a :class:`~.backend.GenerationBackend`: transformers in this process (one worker,
+rows padded together) or a vLLM server (many workers, one row each; vLLM batches them continuously).
 
 A row caught in a repetition loop (see :mod:`.loops`) is stopped at once and queued again from the end
 of its last complete segment, sampled at temperature 0.2, then 0.3, 0.4 (``loop_retries``), as
@@ -26,8 +29,9 @@ from typing import Any
 
 import numpy as np
 from vibevoice_api.shared import cuda_faults
-from vibevoice_api.shared.errors import InternalError, InvalidRequestError
+from vibevoice_api.shared.errors import APIError, InternalError, InvalidRequestError
 
+from .backend import GenerationBackend, GenerationRequest, TokenStep, fill_duration
 from .errors import EngineBusyError
 from .longform import Piece, SpeakerStitcher, pieces, stitch
 from .loops import repeating_tail
@@ -75,6 +79,7 @@ class _Job:
     attempt: int = 0  # loop recoveries so far
     prefix: str = ""  # text already written (up to a complete segment) that a retry continues from
     prefix_tokens: int = 0
+    tokens: list[TokenStep] = field(default_factory=list)  # this attempt's tokens with their log-probabilities
 
     @property
     def duration(self) -> float:
@@ -89,8 +94,8 @@ class _Job:
 
 
 class _RowStreamer:
-    """Receives the new token of every row at each step; feeds each row's parser, watches for loops and
-    for the row's own token budget (``stopped`` is read by the per-row stopping criterion)."""
+    """The backend's :class:`~.backend.TokenSink`: receives each row's new tokens, feeds the row's parser,
+    watches for loops and for the row's own token budget, and tells the backend which rows must stop."""
 
     def __init__(
         self, jobs: list[_Job], tokenizer: Any, eos_ids: set[int], budgets: list[int], detect_loops: bool
@@ -103,37 +108,37 @@ class _RowStreamer:
         self.pending: list[list[int]] = [[] for _ in jobs]
         self.ids: list[list[int]] = [[] for _ in jobs]
         self.finished = [False] * len(jobs)
-        self.stopped = [False] * len(jobs)
+        self.halted = [False] * len(jobs)
         self.looped: list[tuple[int, int] | None] = [None] * len(jobs)
-        self._prompt_seen = False
+        for job in jobs:
+            job.tokens = []
 
-    def put(self, value: Any) -> None:
-        if not self._prompt_seen:
-            self._prompt_seen = True  # the first call carries the prompt
+    def stopped(self, row: int) -> bool:
+        return self.halted[row] or self.jobs[row].cancelled.is_set()
+
+    def token(self, row: int, tid: int, logprob: float | None) -> None:
+        if self.finished[row]:
             return
-        ids = value.reshape(len(self.jobs), -1)[:, -1].tolist()
-        for row, tid in enumerate(ids):
-            if self.finished[row]:
-                continue
-            if tid in self.eos:
-                self.finished[row] = True
-                self._flush(row)
-                continue
-            self.ids[row].append(tid)
-            if len(self.ids[row]) >= self.budgets[row]:
-                self.finished[row] = self.stopped[row] = True
-            if self.detect_loops and (found := repeating_tail(self.ids[row])) is not None:
-                self.looped[row] = found
-                self.finished[row] = self.stopped[row] = True
-                self.pending[row].clear()  # the loop's text is discarded below, not parsed
-                continue
-            self.pending[row].append(tid)
-            text = self.tok.decode(self.pending[row], skip_special_tokens=False)
-            if text.endswith("\ufffd"):
-                continue  # a multi-byte character is split across tokens: wait for the rest
-            self.pending[row].clear()
-            for seg in self.jobs[row].parser.feed(text):
-                self.jobs[row].emit("seg", seg)
+        if tid in self.eos:
+            self.finished[row] = True
+            self._flush(row)
+            return
+        self.ids[row].append(tid)
+        self.jobs[row].tokens.append(TokenStep(tid, logprob))
+        if len(self.ids[row]) >= self.budgets[row]:
+            self.finished[row] = self.halted[row] = True
+        if self.detect_loops and (found := repeating_tail(self.ids[row])) is not None:
+            self.looped[row] = found
+            self.finished[row] = self.halted[row] = True
+            self.pending[row].clear()  # the loop's text is discarded below, not parsed
+            return
+        self.pending[row].append(tid)
+        text = self.tok.decode(self.pending[row], skip_special_tokens=False)
+        if text.endswith("\ufffd"):
+            return  # a multi-byte character is split across tokens: wait for the rest
+        self.pending[row].clear()
+        for seg in self.jobs[row].parser.feed(text):
+            self.jobs[row].emit("seg", seg)
 
     def _flush(self, row: int) -> None:
         if self.pending[row]:
@@ -151,10 +156,13 @@ class ASREngine:
     sample_rate = SAMPLE_RATE
     model_id = "vibevoice-asr"
 
-    def __init__(self, cfg: EngineConfig, loaded: Any) -> None:
+    def __init__(self, cfg: EngineConfig, loaded: Any = None, backend: GenerationBackend | None = None) -> None:
+        from .transformers_backend import TransformersBackend
+
         self.cfg = cfg
-        self.loaded = loaded
-        self.layout = loaded.layout
+        self.loaded = loaded  # the in-process model (transformers backend only)
+        self.backend = backend if backend is not None else TransformersBackend(loaded, cfg.max_batch_size)
+        self.layout = loaded.layout if loaded is not None else self.backend.name
         self.on_batch: Callable[[int], None] | None = None
         self.on_loop: Callable[[bool], None] | None = None  # called with whether the loop is retried
         self._queue: collections.deque[_Job] = collections.deque()
@@ -169,18 +177,8 @@ class ASREngine:
             "loops_detected": 0,
             "loop_retries": 0,
         }
-        tok = loaded.tokenizer
-        tok.padding_side = "left"
-        gen_eos = loaded.model.generation_config.eos_token_id
-        eos = set(gen_eos if isinstance(gen_eos, list) else [gen_eos] if gen_eos is not None else [])
-        for t in ("<|im_end|>", "<|endoftext|>"):
-            i = tok.convert_tokens_to_ids(t)
-            if isinstance(i, int) and i >= 0:
-                eos.add(i)
-        self._eos = eos
-        self._pad = loaded.model.generation_config.pad_token_id
-        if self._pad is None:
-            self._pad = tok.convert_tokens_to_ids("<|image_pad|>")
+        self._eos = self.backend.eos_ids
+        self._stats_lock = threading.Lock()
         self.fatal_error: str | None = None  # a broken GPU: /ready reports it and the service must restart
         self.audio_budget = cfg.batch_audio_seconds or _derived_budget(loaded)
         self.single_pass_seconds = min(cfg.max_single_pass_seconds, self.audio_budget or cfg.max_single_pass_seconds)
@@ -196,8 +194,12 @@ class ASREngine:
             "set by VIBEVOICE_ASR_BATCH_AUDIO_SECONDS" if cfg.batch_audio_seconds else "from the free GPU memory",
             self.single_pass_seconds,
         )
-        self._worker = threading.Thread(target=self._work, name="asr-worker", daemon=True)
-        self._worker.start()
+        self._workers = [
+            threading.Thread(target=self._work, name=f"asr-worker-{i}", daemon=True)
+            for i in range(max(1, self.backend.workers))
+        ]
+        for worker in self._workers:
+            worker.start()
 
     @classmethod
     def load(cls, cfg: EngineConfig) -> ASREngine:
@@ -227,8 +229,10 @@ class ASREngine:
         with self._cond:
             self._stop = True
             self._cond.notify_all()
-        if self._worker.is_alive() and threading.current_thread() is not self._worker:
-            self._worker.join(timeout=30)
+        for worker in self._workers:
+            if worker.is_alive() and threading.current_thread() is not worker:
+                worker.join(timeout=30)
+        self.backend.close()
 
     async def transcribe(
         self,
@@ -334,7 +338,7 @@ class ASREngine:
             first = self._queue.popleft()
             batch = [first]
             deadline = time.monotonic() + self.cfg.max_batch_wait_ms / 1000
-            while len(batch) < self.cfg.max_batch_size:
+            while len(batch) < self.backend.rows_per_call:
                 taken = [j.duration for j in batch]
                 match = next(
                     (
@@ -402,13 +406,16 @@ class ASREngine:
                 return
             self._fail([job], solo)
 
-    def _attempt(self, batch: list[_Job]) -> str | None:
+    def _attempt(self, batch: list[_Job]) -> str | APIError | None:
         """``_generate``; on failure the kind of failure (see :mod:`cuda_faults`), logged with its traceback.
 
         The traceback is logged as text: a log record keeping ``exc_info`` would keep the tensors alive.
         """
         try:
             self._generate(batch)
+        except APIError as exc:  # the backend says why (e.g. vLLM down or overloaded): the client hears it
+            log.warning("generation failed for a batch of %d: %s", len(batch), exc.message)
+            return exc
         except Exception as exc:  # noqa: BLE001 - every failure is classified, logged and reported
             kind = cuda_faults.classify(exc)
             trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
@@ -419,7 +426,7 @@ class ASREngine:
             return kind
         return None
 
-    def _fail(self, batch: list[_Job], kind: str) -> None:
+    def _fail(self, batch: list[_Job], kind: str | APIError) -> None:
         for job in batch:
             job.emit("error", self._error(job, kind))
 
@@ -429,7 +436,9 @@ class ASREngine:
             self._queue.clear()
         self._fail(queued, cuda_faults.FATAL)
 
-    def _error(self, job: _Job, kind: str) -> Exception:
+    def _error(self, job: _Job, kind: str | APIError) -> Exception:
+        if isinstance(kind, APIError):
+            return kind
         if kind == cuda_faults.FATAL:
             return cuda_faults.EngineFailedError(self.fatal_error or "the GPU failed")
         if kind == cuda_faults.OOM:
@@ -448,61 +457,41 @@ class ASREngine:
         return max(1, min(self.cfg.max_new_tokens, budget))
 
     def _generate(self, batch: list[_Job], max_new_tokens: int | None = None) -> None:
-        import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList
-
-        lo = self.loaded
         started = time.perf_counter()
-        inputs = lo.processor(
-            text=[build_prompt(j.context) + j.prefix for j in batch],
-            audio=[j.audio for j in batch],
-            return_tensors="pt",
-            padding=True,
-        )
-        inputs = {k: (v.to(lo.device) if hasattr(v, "to") else v) for k, v in inputs.items()}
-        if "input_values" in inputs and inputs["input_values"].is_floating_point():
-            inputs["input_values"] = inputs["input_values"].to(lo.dtype)
         # A retry may write what the discarded attempt had left to write: the budget counts kept text only.
         budgets = [max_new_tokens or max(1, self._max_new_tokens(j.duration) - j.prefix_tokens) for j in batch]
-        streamer = _RowStreamer(batch, lo.tokenizer, self._eos, budgets, self.cfg.loop_detection)
-
-        class StopRows(StoppingCriteria):
-            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-                flags = [j.cancelled.is_set() or stop for j, stop in zip(batch, streamer.stopped, strict=True)]
-                return torch.tensor(flags, device=input_ids.device)
-
         temperature, top_p = batch[0].sampling
-        sampling: dict[str, Any] = {"do_sample": False}
-        if temperature > 0:
-            sampling = {"do_sample": True, "temperature": temperature, **({"top_p": top_p} if top_p else {})}
-        budget = max(budgets)
-        if batch[0].attempt:
-            torch.manual_seed(RETRY_SEED + batch[0].attempt)  # a recovered transcript is reproducible too
+        seed = RETRY_SEED + batch[0].attempt if batch[0].attempt else None  # a recovered transcript is reproducible
+        rows = [
+            GenerationRequest(
+                prompt=fill_duration(build_prompt(j.context), j.duration) + j.prefix,
+                audio=j.audio,
+                max_new_tokens=budget,
+                temperature=temperature,
+                top_p=top_p,
+                seed=seed,
+            )
+            for j, budget in zip(batch, budgets, strict=True)
+        ]
+        tokenizer = self.backend.tokenizer
+        streamer = _RowStreamer(batch, tokenizer, self._eos, budgets, self.cfg.loop_detection)
         if self.on_batch is not None:
             self.on_batch(len(batch))
-        with torch.inference_mode():
-            lo.model.generate(
-                **inputs,
-                max_new_tokens=budget,
-                streamer=streamer,
-                sample=False,
-                stopping_criteria=StoppingCriteriaList([StopRows()]),
-                pad_token_id=self._pad,
-                eos_token_id=sorted(self._eos),
-                **sampling,
-            )
+        self.backend.generate(rows, streamer)
         streamer.end()
         elapsed = time.perf_counter() - started
         first_pass = [j for j in batch if j.attempt == 0]
-        self._stats["batches"] += 1
-        self._stats["requests"] += len(first_pass)
-        self._stats["last_batch_size"] = len(batch)
-        self._stats["audio_seconds"] += sum(j.duration for j in first_pass)
-        self._stats["busy_seconds"] += elapsed
+        with self._stats_lock:
+            self._stats["batches"] += 1
+            self._stats["requests"] += len(first_pass)
+            self._stats["last_batch_size"] = len(batch)
+            self._stats["audio_seconds"] += sum(j.duration for j in first_pass)
+            self._stats["busy_seconds"] += elapsed
         for row, job in enumerate(batch):
             looped = streamer.looped[row]
             if looped is not None and not job.cancelled.is_set():
-                self._stats["loops_detected"] += 1
+                with self._stats_lock:
+                    self._stats["loops_detected"] += 1
                 retried = self._retry(job)
                 if self.on_loop is not None:
                     self.on_loop(retried)
@@ -510,7 +499,7 @@ class ASREngine:
                     continue
                 # Retries spent: keep the text up to the loop and one turn of it.
                 start, period = looped
-                job.parser.rewind(len(job.prefix) + len(lo.tokenizer.decode(streamer.ids[row][: start + period])))
+                job.parser.rewind(len(job.prefix) + len(tokenizer.decode(streamer.ids[row][: start + period])))
             job.emit("done", job.parser.finish(job.duration))
 
     def _retry(self, job: _Job) -> bool:
@@ -521,10 +510,11 @@ class ASREngine:
         job.parser.rewind_to_last_segment()
         job.prefix = continuation(job.parser.text)
         job.parser.restart_from(job.prefix)
-        job.prefix_tokens = len(self.loaded.tokenizer.encode(job.prefix, add_special_tokens=False))
+        job.prefix_tokens = len(self.backend.tokenizer.encode(job.prefix, add_special_tokens=False))
         job.temperature = max(job.temperature, 0.1 + 0.1 * job.attempt)
         job.top_p = 0.95
-        self._stats["loop_retries"] += 1
+        with self._stats_lock:
+            self._stats["loop_retries"] += 1
         log.info(
             "repetition loop; retry %d at temperature %.1f from %d complete segments",
             job.attempt,
