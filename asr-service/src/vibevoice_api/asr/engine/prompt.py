@@ -9,6 +9,7 @@ placeholder are expanded by transformers' processor (duration with two decimals,
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from vibevoice_api.shared.languages import language_name
 
@@ -31,17 +32,26 @@ KEYS = "Start time, End time, Speaker ID, Content"
 AUDIO = "<|object_ref_start|><|box_start|><|object_ref_end|>"
 
 
-def context_text(prompt: str | None, language: str | None, task: str) -> str | None:
-    """The free-text context: the user's prompt (hotwords, names), a language hint, a translation request."""
+def context_text(
+    prompt: str | None, language: str | Sequence[str] | None, task: str, keywords: Sequence[str] = ()
+) -> str | None:
+    """The free-text context, one item a line as the model was fine-tuned on (Microsoft joins a sample's
+    ``customized_context`` list with newlines): the user's prompt, each hotword, a language hint (one
+    language, or the candidates), a translation request."""
     parts = []
     prompt = without_markup(prompt or "").strip()
     if prompt:
         parts.append(prompt)
-    if language:
-        parts.append(f"The speech is in {language_name(language).title()}.")
+    parts.extend(w for w in (" ".join(without_markup(k).split()) for k in keywords) if w)
+    langs = [language] if isinstance(language, str) else list(language or [])
+    names = [language_name(code).title() for code in dict.fromkeys(langs)]
+    if len(names) == 1:
+        parts.append(f"The speech is in {names[0]}.")
+    elif names:
+        parts.append(f"The speech may be in {', '.join(names[:-1])} or {names[-1]}.")
     if task == "translate":
         parts.append("Translate the speech into English: write every Content value in English.")
-    return " ".join(parts) or None
+    return "\n".join(parts) or None
 
 
 def continuation(written: str) -> str:
