@@ -13,7 +13,7 @@ whose own part contains their midpoint, so nothing is said twice.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -116,13 +116,13 @@ class SpeakerStitcher:
         if owned > start:
             if (seg.start + seg.end) / 2 < owned:
                 return []  # the previous piece already said this
-            seg = Segment(max(seg.start, owned), seg.end, seg.speaker, seg.text)
+            seg = replace(seg, start=max(seg.start, owned))
         if seg.speaker is not None:
             if owned <= start:
                 self._mapping.setdefault(seg.speaker, seg.speaker)
             elif seg.speaker not in self._mapping:
                 self._mapping[seg.speaker] = max(self._used, default=-1) + 1
-            seg = Segment(seg.start, seg.end, self._mapping[seg.speaker], seg.text)
+            seg = replace(seg, speaker=self._mapping[seg.speaker])
             self._used.add(seg.speaker)
         self._current.append(seg)
         return [seg]

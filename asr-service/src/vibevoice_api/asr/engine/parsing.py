@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 _DECODER = json.JSONDecoder()
 _SPECIAL = re.compile(r"<\|[a-zA-Z0-9_]+\|>")
@@ -23,6 +23,8 @@ class Segment:
     end: float
     speaker: int | None
     text: str
+    # The generation steps that wrote ``text`` (see :mod:`.textstream`), filled in by the engine.
+    pieces: tuple = field(default=(), compare=False, repr=False)
 
 
 def _num(value: object) -> float | None:

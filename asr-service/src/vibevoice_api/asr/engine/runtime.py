@@ -23,7 +23,7 @@ import threading
 import time
 import traceback
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from .loops import repeating_tail
 from .memory import audio_budget_seconds, fits
 from .parsing import Segment, SegmentParser
 from .prompt import build_prompt, context_text, continuation
+from .textstream import PieceCollector, TextPiece, attach
 
 log = logging.getLogger("vibevoice_api.asr.engine")
 SAMPLE_RATE = 24000
@@ -80,6 +81,7 @@ class _Job:
     prefix: str = ""  # text already written (up to a complete segment) that a retry continues from
     prefix_tokens: int = 0
     tokens: list[TokenStep] = field(default_factory=list)  # this attempt's tokens with their log-probabilities
+    collector: PieceCollector = field(default_factory=PieceCollector)  # transcript text per step (textstream)
 
     @property
     def duration(self) -> float:
@@ -106,6 +108,7 @@ class _RowStreamer:
         self.budgets = budgets
         self.detect_loops = detect_loops
         self.pending: list[list[int]] = [[] for _ in jobs]
+        self.pending_lp: list[float | None] = [0.0 for _ in jobs]
         self.ids: list[list[int]] = [[] for _ in jobs]
         self.finished = [False] * len(jobs)
         self.halted = [False] * len(jobs)
@@ -125,6 +128,8 @@ class _RowStreamer:
             return
         self.ids[row].append(tid)
         self.jobs[row].tokens.append(TokenStep(tid, logprob))
+        lp = self.pending_lp[row]
+        self.pending_lp[row] = None if lp is None or logprob is None else lp + logprob
         if len(self.ids[row]) >= self.budgets[row]:
             self.finished[row] = self.halted[row] = True
         if self.detect_loops and (found := repeating_tail(self.ids[row])) is not None:
@@ -136,16 +141,27 @@ class _RowStreamer:
         text = self.tok.decode(self.pending[row], skip_special_tokens=False)
         if text.endswith("\ufffd"):
             return  # a multi-byte character is split across tokens: wait for the rest
+        self._deliver(row, text)
+
+    def _deliver(self, row: int, text: str) -> None:
+        """The text of the pending step(s): transcript pieces and completed segments, in order."""
+        job = self.jobs[row]
+        items = job.collector.feed(text, self.pending_lp[row], tuple(self.pending[row]))
         self.pending[row].clear()
-        for seg in self.jobs[row].parser.feed(text):
-            self.jobs[row].emit("seg", seg)
+        self.pending_lp[row] = 0.0
+        for kind, value in attach(items, job.parser.feed(text)):
+            if kind == "text":
+                job.emit("text", value)
+            else:
+                seg, pieces = value
+                job.emit("seg", replace(seg, pieces=pieces))
 
     def _flush(self, row: int) -> None:
         if self.pending[row]:
-            text = self.tok.decode(self.pending[row], skip_special_tokens=False)
-            self.pending[row].clear()
-            for seg in self.jobs[row].parser.feed(text):
-                self.jobs[row].emit("seg", seg)
+            self._deliver(row, self.tok.decode(self.pending[row], skip_special_tokens=False))
+        for piece in self.jobs[row].collector.flush():
+            if isinstance(piece, TextPiece):
+                self.jobs[row].emit("text", piece)
 
     def end(self) -> None:
         for row in range(len(self.jobs)):
@@ -258,11 +274,16 @@ class ASREngine:
         language: str | None = None,
         temperature: float = 0.0,
         task: str = "transcribe",
-    ) -> AsyncIterator[Segment]:
+        text: bool = False,
+    ) -> AsyncIterator[Segment | TextPiece]:
+        """Segments as they complete; with ``text``, also the transcript's text as each step writes it
+        (:class:`~.textstream.TextPiece`, before the segment it belongs to). Audio split into pieces gives
+        segments only: a piece's text in the overlap it re-reads is only known to be kept once its segment
+        has its time."""
         ctx, parts = self._plan(audio, prompt, language, task)
         if len(parts) == 1:
-            async for seg in self._run(audio, ctx, temperature):
-                yield seg
+            async for item in self._run(audio, ctx, temperature, text=text):
+                yield item
             return
         stitcher = SpeakerStitcher()
         for piece in parts:
@@ -301,8 +322,11 @@ class ASREngine:
             self._queue.append(job)
             self._cond.notify()
 
-    async def _run(self, audio: np.ndarray, ctx: str | None, temperature: float) -> AsyncIterator[Segment]:
-        """Segments of one piece as they complete; the fallback segment at the end if none parsed."""
+    async def _run(
+        self, audio: np.ndarray, ctx: str | None, temperature: float, *, text: bool = False
+    ) -> AsyncIterator[Segment | TextPiece]:
+        """Segments of one piece as they complete (and its text pieces, with ``text``); the fallback segment
+        at the end if none parsed."""
         job = _Job(
             np.ascontiguousarray(audio, dtype=np.float32), ctx, temperature, asyncio.get_running_loop(), asyncio.Queue()
         )
@@ -314,6 +338,9 @@ class ASREngine:
                 if kind == "seg":
                     seen += 1
                     yield payload
+                elif kind == "text":
+                    if text:
+                        yield payload
                 elif kind == "done":
                     if not seen:
                         for seg in payload:
@@ -500,7 +527,7 @@ class ASREngine:
                 # Retries spent: keep the text up to the loop and one turn of it.
                 start, period = looped
                 job.parser.rewind(len(job.prefix) + len(tokenizer.decode(streamer.ids[row][: start + period])))
-            job.emit("done", job.parser.finish(job.duration))
+            job.emit("done", _final(job))
 
     def _retry(self, job: _Job) -> bool:
         """Queue a looping job again, from its last complete segment, sampled a little hotter."""
@@ -510,6 +537,7 @@ class ASREngine:
         job.parser.rewind_to_last_segment()
         job.prefix = continuation(job.parser.text)
         job.parser.restart_from(job.prefix)
+        job.collector = PieceCollector(job.prefix)
         job.prefix_tokens = len(self.backend.tokenizer.encode(job.prefix, add_special_tokens=False))
         job.temperature = max(job.temperature, 0.1 + 0.1 * job.attempt)
         job.top_p = 0.95
@@ -540,10 +568,18 @@ def _derived_budget(loaded: Any) -> float | None:
     return budget
 
 
+def _final(job: _Job) -> list[Segment]:
+    """The row's segments at its end; the parser's fallback (all of the output as text) with its pieces."""
+    segments = job.parser.finish(job.duration)
+    if job.parser.segments:
+        return segments
+    return [replace(s, pieces=job.collector.fallback(s.text)) for s in segments]
+
+
 def _shift(seg: Segment, offset: float) -> Segment:
     if not offset:
         return seg
-    return Segment(seg.start + offset, seg.end + offset, seg.speaker, seg.text)
+    return replace(seg, start=seg.start + offset, end=seg.end + offset)
 
 
 class _NullLoop:
