@@ -164,14 +164,11 @@ async function loadVoices() {
       const label = String(v.name || v.id) + (details ? " (" + details + ")" : "");
       select.append(new Option(label, v.id));
     }
-    if (previous) select.value = previous;
-    if (!select.value) {
-      // Start with a voice in the page's language when there is one.
-      const lang = (navigator.language || "en").slice(0, 2);
-      const match = [...select.options].find((o) => o.value.startsWith(lang + "-"));
-      if (match) select.value = match.value;
-      else if (select.options.length) select.selectedIndex = 0;
-    }
+    // Keep the choice across reloads of the list; else start with a voice in the browser's language.
+    const lang = (navigator.language || "en").slice(0, 2).toLowerCase();
+    const options = [...select.options];
+    const pick = options.find((o) => o.value === previous) || options.find((o) => o.value.startsWith(lang + "-"));
+    if (pick) select.value = pick.value;
     if (status.classList.contains("error")) setStatus(status, "");
   } catch (err) {
     setStatus(status, "Voices: " + err.message, "error");
@@ -566,7 +563,7 @@ async function doTranscribe() {
       const who = asr.speakers.size;
       setStatus(
         status,
-        asr.segments.length + " segments, " + who + " speaker" + (who === 1 ? "" : "s") + ", " + took + " s.",
+        asr.segments.length + " segment" + (asr.segments.length === 1 ? "" : "s") + ", " + who + " speaker" + (who === 1 ? "" : "s") + ", " + took + " s.",
         "ok",
       );
     }
