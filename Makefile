@@ -9,7 +9,7 @@ MODEL_DIR ?= $(CURDIR)/models
 TINY_DIR ?= $(CURDIR)/.cache/tiny-models
 DIR ?= $(TINY_DIR)
 PYTEST_ARGS ?=
-APT_PACKAGES := ffmpeg espeak-ng sox
+APT_PACKAGES := ffmpeg espeak-ng sox chromium
 
 .DEFAULT_GOAL := help
 .PHONY: help install system-deps test test-openwebui loadtest lint format run run-tiny tiny-models bench clean
@@ -30,8 +30,8 @@ $(VENV)/.installed: $(BIN)/python shared/pyproject.toml gateway/pyproject.toml a
 
 install: $(VENV)/.installed ## create .venv with the four packages and the test tools (CPU torch)
 
-system-deps: ## apt-get install ffmpeg, espeak-ng and sox when missing (test fixtures, independent decoder)
-	@missing=""; for p in ffmpeg espeak-ng sox; do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+system-deps: ## apt-get install ffmpeg, espeak-ng, sox and chromium when missing (test fixtures, decoder, browser tests)
+	@missing=""; for p in $(APT_PACKAGES); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
