@@ -17,8 +17,8 @@ from typing import IO, Any
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from vibevoice_api.shared.audio import RawPCM, raw_pcm_from_content_type
-from vibevoice_api.shared.discovery import check_model
 from vibevoice_api.shared.errors import InvalidRequestError, UnsupportedMediaError
+from vibevoice_api.shared.identity import ModelIdentity
 from vibevoice_api.shared.languages import normalize_language
 from vibevoice_api.shared.schemas import TRANSCRIPTION_FORMATS, TRANSLATION_FORMATS, TranscriptionJSONRequest
 
@@ -92,9 +92,7 @@ def _text(value: Any, param: str, max_chars: int) -> str | None:
     return value or None
 
 
-def _common(
-    get: Any, getlist: Any, task: str, accepted_models: set[str], default_model: str, word_mode: str
-) -> TranscriptionParams:
+def _common(get: Any, getlist: Any, task: str, identity: ModelIdentity, word_mode: str) -> TranscriptionParams:
     formats = TRANSCRIPTION_FORMATS if task == "transcribe" else TRANSLATION_FORMATS
     fmt = get("response_format") or "json"
     if not isinstance(fmt, str) or fmt.strip().lower() not in formats:
@@ -155,7 +153,7 @@ def _common(
             )
     return TranscriptionParams(
         task=task,
-        model=check_model(get("model"), default_model, accepted_models),
+        model=identity.check(get("model")),
         response_format=fmt,
         language=language,
         prompt=_text(get("prompt"), "prompt", MAX_PROMPT_CHARS),
@@ -173,7 +171,7 @@ def _raw_for(upload: UploadFile) -> RawPCM | None:
 
 
 async def parse_request(
-    request: Request, task: str, accepted_models: set[str], default_model: str, *, word_mode: str, max_json_bytes: int
+    request: Request, task: str, identity: ModelIdentity, *, word_mode: str, max_json_bytes: int
 ) -> TranscriptionParams:
     ctype = request.headers.get("content-type", "").lower()
     if ctype.startswith("multipart/form-data") or ctype.startswith("application/x-www-form-urlencoded"):
@@ -184,7 +182,7 @@ async def parse_request(
         except Exception as exc:
             raise InvalidRequestError(f"Could not parse the multipart form: {exc}.", code="invalid_form") from exc
         get = lambda k: _field(form, k)  # noqa: E731
-        params = _common(get, lambda k: list(form.getlist(k)), task, accepted_models, default_model, word_mode)
+        params = _common(get, lambda k: list(form.getlist(k)), task, identity, word_mode)
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
             await form.close()
@@ -223,7 +221,7 @@ async def parse_request(
             v = data.get(k.rstrip("[]"))
             return v if isinstance(v, list) else ([] if v is None else [v])
 
-        params = _common(get, getlist, task, accepted_models, default_model, word_mode)
+        params = _common(get, getlist, task, identity, word_mode)
         try:
             raw_bytes = base64.b64decode(req.input_audio.data, validate=True)
         except (binascii.Error, ValueError) as exc:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
+from vibevoice_api.shared.identity import ModelIdentity, split_aliases
 from vibevoice_api.shared.model_settings import ModelServiceSettings
 
 
@@ -77,5 +78,5 @@ class ASRSettings(ModelServiceSettings):
         return self.model_dir / self.asr_model_subdir
 
     @property
-    def alias_list(self) -> list[str]:
-        return [a.strip() for a in self.asr_aliases.split(",") if a.strip()]
+    def identity(self) -> ModelIdentity:
+        return ModelIdentity(self.asr_model_id, "VibeVoice-ASR", split_aliases(self.asr_aliases))

@@ -11,11 +11,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import httpx
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
-from vibevoice_api.shared.errors import BadGatewayError, GatewayTimeoutError, ServiceUnavailableError
+from vibevoice_api.shared.cancel import wait_disconnect
+from vibevoice_api.shared.errors import APIError, BadGatewayError, GatewayTimeoutError, ServiceUnavailableError
 from vibevoice_api.shared.logs import REQUEST_ID_HEADER, request_id_var
 
 from .routing import BackendState
@@ -74,38 +76,43 @@ def upstream_headers(request: Request, auth: dict[str, str]) -> dict[str, str]:
 async def _watch_disconnect(request: Request, body_done: asyncio.Event) -> None:
     """Return when the client disconnects (only meaningful once its body has been consumed)."""
     await body_done.wait()
-    while True:
-        message = await request.receive()
-        if message["type"] == "http.disconnect":
-            return
+    await wait_disconnect(request)
+
+
+@dataclass
+class Hop:
+    """What every forwarded request shares: the pooled client, the upstream credentials, the connect timeout."""
+
+    client: httpx.AsyncClient
+    auth: dict[str, str]
+    connect_timeout: float
 
 
 async def forward(
     request: Request,
     state: BackendState,
     path: str,
+    hop: Hop,
     *,
-    client: httpx.AsyncClient,
-    auth: dict[str, str],
     read_timeout: float,
-    connect_timeout: float,
     body: bytes | AsyncIterator[bytes] | None,
     body_done: asyncio.Event | None = None,
 ) -> Response:
     """Send ``request`` (with ``body``) to ``state``'s service at ``path``; stream the answer back."""
     backend = state.backend
-    url = backend.url + path
     if body_done is None:
         body_done = asyncio.Event()
         body_done.set()
-    headers = upstream_headers(request, auth)
+    headers = upstream_headers(request, hop.auth)
     if isinstance(body, bytes):
         headers["content-length"] = str(len(body))
-    timeout = httpx.Timeout(connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout)
-    upstream_req = client.build_request(
-        request.method, url, params=request.query_params, headers=headers, content=body, timeout=timeout
+    timeout = httpx.Timeout(
+        connect=hop.connect_timeout, read=read_timeout, write=read_timeout, pool=hop.connect_timeout
     )
-    send_task = asyncio.ensure_future(client.send(upstream_req, stream=True))
+    upstream_req = hop.client.build_request(
+        request.method, backend.url + path, params=request.query_params, headers=headers, content=body, timeout=timeout
+    )
+    send_task = asyncio.ensure_future(hop.client.send(upstream_req, stream=True))
     watcher = asyncio.ensure_future(_watch_disconnect(request, body_done))
     try:
         done, _ = await asyncio.wait({send_task, watcher}, return_when=asyncio.FIRST_COMPLETED)
@@ -118,29 +125,10 @@ async def forward(
         resp = send_task.result()
     except ClientDisconnect:
         return Response(status_code=499)
-    except httpx.ConnectTimeout as exc:
-        state.reachable = False
-        raise ServiceUnavailableError(
-            f"The {backend.kind.upper()} service ({backend.name}) did not accept a connection in time."
-        ) from exc
-    except httpx.PoolTimeout as exc:
-        raise ServiceUnavailableError(f"All connections to the {backend.kind.upper()} service are busy.") from exc
-    except httpx.TimeoutException as exc:
-        raise GatewayTimeoutError(
-            f"The {backend.kind.upper()} service ({backend.name}) did not answer within {read_timeout:.0f} s."
-        ) from exc
-    except httpx.ConnectError as exc:
-        state.reachable = False
-        raise ServiceUnavailableError(
-            f"The {backend.kind.upper()} service ({backend.name}) is unreachable; it may be starting or restarting."
-        ) from exc
     except httpx.HTTPError as exc:
         if isinstance(exc.__context__, ClientDisconnect) or isinstance(exc.__cause__, ClientDisconnect):
             return Response(status_code=499)
-        state.reachable = False
-        raise BadGatewayError(
-            f"The {backend.kind.upper()} service ({backend.name}) failed: {type(exc).__name__}."
-        ) from exc
+        raise _upstream_error(exc, state, read_timeout) from exc
     finally:
         if not watcher.done():
             watcher.cancel()
@@ -149,6 +137,22 @@ async def forward(
     return StreamingResponse(
         _relay(resp, backend.name), status_code=resp.status_code, headers=out_headers, media_type=None
     )
+
+
+def _upstream_error(exc: httpx.HTTPError, state: BackendState, read_timeout: float) -> APIError:
+    """The OpenAI error for a failed upstream call; marks the backend unreachable where it is."""
+    backend = state.backend
+    what = f"The {backend.kind.upper()} service ({backend.name})"
+    if isinstance(exc, httpx.PoolTimeout):
+        return ServiceUnavailableError(f"All connections to the {backend.kind.upper()} service are busy.")
+    if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
+        return GatewayTimeoutError(f"{what} did not answer within {read_timeout:.0f} s.")
+    state.reachable = False
+    if isinstance(exc, httpx.ConnectTimeout):
+        return ServiceUnavailableError(f"{what} did not accept a connection in time.")
+    if isinstance(exc, httpx.ConnectError):
+        return ServiceUnavailableError(f"{what} is unreachable; it may be starting or restarting.")
+    return BadGatewayError(f"{what} failed: {type(exc).__name__}.")
 
 
 async def _relay(resp: httpx.Response, name: str) -> AsyncIterator[bytes]:

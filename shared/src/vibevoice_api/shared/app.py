@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
 
-from .errors import install_error_handlers
+from .error_handlers import install_error_handlers
+from .health import ReadinessProbe
+from .health import router as health_router
 from .metrics import metrics_endpoint
 from .middleware import AdmissionMiddleware, APIKeyMiddleware, BodyLimitMiddleware, RequestContextMiddleware
 from .settings import CommonSettings
-
-ReadinessProbe = Callable[[], "tuple[bool, dict[str, Any]]"]
 
 
 def create_app(
@@ -30,24 +28,15 @@ def create_app(
 ) -> FastAPI:
     """Build an app with the behaviour every vibevoice-api process shares.
 
-    ``readiness`` returns ``(ready, details)``; ``/ready`` answers 200 or 503 from it.
+    ``readiness(app)`` returns ``(ready, details)`` (or an awaitable of it); ``/ready`` answers 200 or 503 from it.
     ``admission`` = (limit, paths): more than ``limit`` requests in progress on ``paths`` get 429.
     """
     app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
     app.state.settings = settings
     app.state.service = service
+    app.state.readiness = readiness
     install_error_handlers(app)
-
-    @app.get("/health", tags=["ops"], summary="Liveness: the process is up")
-    async def health() -> dict[str, str]:
-        return {"status": "ok", "service": service}
-
-    @app.get("/ready", tags=["ops"], summary="Readiness: the model is loaded and warmed up")
-    async def ready() -> JSONResponse:
-        ok, details = readiness()
-        return JSONResponse(
-            {"status": "ready" if ok else "not_ready", "service": service, **details}, status_code=200 if ok else 503
-        )
+    app.include_router(health_router)
 
     app.add_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
 

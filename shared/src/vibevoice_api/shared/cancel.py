@@ -16,7 +16,8 @@ class ClientDisconnected(Exception):
     """The client closed the connection before the answer was ready."""
 
 
-async def _disconnected(request: Request) -> None:
+async def wait_disconnect(request: Request) -> None:
+    """Return once the client has disconnected (call only after its body has been read)."""
     while True:
         message = await request.receive()
         if message["type"] == "http.disconnect":
@@ -29,7 +30,7 @@ async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
     Only call this after the request body has been read completely.
     """
     task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_disconnected(request))
+    watcher = asyncio.ensure_future(wait_disconnect(request))
     try:
         done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
         if task in done:

@@ -2,22 +2,14 @@
 
 Every failure a client can see leaves our servers as
 ``{"error": {"message", "type", "param", "code"}}`` with a meaningful status.
-Engines and routes raise :class:`APIError` subclasses; :func:`install_error_handlers`
-maps them (and FastAPI's own validation errors, HTTP errors and anything unexpected)
-to that shape the same way on every app.
+Engines and routes raise :class:`APIError` subclasses; ``error_handlers`` maps them (and
+FastAPI's own validation errors, HTTP errors and anything unexpected) to that shape on every app.
+This module imports no web framework, so engines can raise these errors without depending on one.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
-
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
-
-log = logging.getLogger("vibevoice_api.errors")
 
 
 class APIError(Exception):
@@ -46,9 +38,6 @@ class APIError(Exception):
 
     def body(self) -> dict[str, Any]:
         return error_body(self.message, self.error_type, self.param, self.code)
-
-    def response(self) -> JSONResponse:
-        return JSONResponse(self.body(), status_code=self.status_code, headers=self.headers)
 
 
 class InvalidRequestError(APIError):
@@ -101,17 +90,28 @@ class UnprocessableError(APIError):
     error_type = "invalid_request_error"
 
 
-class RateLimitError(APIError):
+class RetryLaterError(APIError):
+    """An error the client may retry: carries a ``Retry-After`` header (whole seconds, at least 1)."""
+
+    default_retry_after: float = 5
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
+        headers = dict(kw.pop("headers", None) or {})
+        seconds = self.default_retry_after if retry_after is None else retry_after
+        headers.setdefault("Retry-After", str(max(1, int(round(seconds)))))
+        super().__init__(message, headers=headers, **kw)
+
+
+class RateLimitError(RetryLaterError):
     """429: the admission queue is full; the client should retry later."""
 
     status_code = 429
     error_type = "rate_limit_error"
     default_code = "rate_limit_exceeded"
+    default_retry_after = 1
 
-    def __init__(self, message: str = "Server is busy; retry shortly.", *, retry_after: float = 1, **kw: Any) -> None:
-        headers = kw.pop("headers", {}) or {}
-        headers.setdefault("Retry-After", str(max(1, int(round(retry_after)))))
-        super().__init__(message, headers=headers, **kw)
+    def __init__(self, message: str = "Server is busy; retry shortly.", **kw: Any) -> None:
+        super().__init__(message, **kw)
 
 
 class BadGatewayError(APIError):
@@ -120,28 +120,18 @@ class BadGatewayError(APIError):
     default_code = "bad_gateway"
 
 
-class ServiceUnavailableError(APIError):
+class ServiceUnavailableError(RetryLaterError):
     """503: not ready yet (model loading), upstream down, or shutting down."""
 
     status_code = 503
     error_type = "server_error"
     default_code = "service_unavailable"
 
-    def __init__(self, message: str, *, retry_after: float = 5, **kw: Any) -> None:
-        headers = kw.pop("headers", {}) or {}
-        headers.setdefault("Retry-After", str(max(1, int(round(retry_after)))))
-        super().__init__(message, headers=headers, **kw)
 
-
-class GatewayTimeoutError(APIError):
+class GatewayTimeoutError(RetryLaterError):
     status_code = 504
     error_type = "server_error"
     default_code = "timeout"
-
-    def __init__(self, message: str, *, retry_after: float = 5, **kw: Any) -> None:
-        headers = kw.pop("headers", {}) or {}
-        headers.setdefault("Retry-After", str(max(1, int(round(retry_after)))))
-        super().__init__(message, headers=headers, **kw)
 
 
 class InternalError(APIError):
@@ -152,18 +142,6 @@ class InternalError(APIError):
 
 def error_body(message: str, type_: str, param: str | None = None, code: str | None = None) -> dict[str, Any]:
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
-
-
-_STATUS_TYPES = {
-    400: ("invalid_request_error", None),
-    401: ("invalid_request_error", "invalid_api_key"),
-    403: ("invalid_request_error", "forbidden"),
-    404: ("invalid_request_error", "not_found"),
-    405: ("invalid_request_error", "method_not_allowed"),
-    413: ("invalid_request_error", "request_too_large"),
-    415: ("invalid_request_error", "unsupported_media_type"),
-    429: ("rate_limit_error", "rate_limit_exceeded"),
-}
 
 
 def _validation_param(loc: tuple[Any, ...] | list[Any]) -> str | None:
@@ -190,55 +168,3 @@ def validation_error_to_api_error(errors: list[dict[str, Any]]) -> InvalidReques
     if len(errors) > 1:
         text += f" ({len(errors) - 1} more error(s).)"
     return InvalidRequestError(text, param=param, code=code)
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    """Map every exception an app can raise to the OpenAI error shape."""
-
-    @app.exception_handler(APIError)
-    async def _api_error(_: Request, exc: APIError) -> JSONResponse:
-        return exc.response()
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return validation_error_to_api_error(list(exc.errors())).response()
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        type_, code = _STATUS_TYPES.get(
-            exc.status_code, ("server_error" if exc.status_code >= 500 else "invalid_request_error", None)
-        )
-        detail = exc.detail if isinstance(exc.detail, str) else "Request failed."
-        if exc.status_code == 404 and detail == "Not Found":
-            detail = "Unknown path. This server implements the OpenAI audio API under /v1 (e.g. /v1/audio/speech)."
-        return JSONResponse(
-            error_body(detail, type_, None, code), status_code=exc.status_code, headers=getattr(exc, "headers", None)
-        )
-
-    from starlette.responses import Response
-
-    from .cancel import ClientDisconnected
-
-    @app.exception_handler(ClientDisconnected)
-    async def _gone(request: Request, _: ClientDisconnected) -> Response:
-        log.info("client went away during %s %s; work cancelled", request.method, request.url.path)
-        return Response(status_code=499)
-
-    @app.exception_handler(OSError)
-    async def _os_error(request: Request, exc: OSError) -> JSONResponse:
-        import errno
-
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-            log.error("out of temp space on %s %s: %s", request.method, request.url.path, exc)
-            return APIError(
-                "The server has no room left to store the upload; try a smaller file or retry later.",
-                status_code=507,
-                code="insufficient_storage",
-            ).response()
-        log.exception("OS error on %s %s", request.method, request.url.path)
-        return InternalError("The server had an error while processing your request.").response()
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return InternalError("The server had an error while processing your request.").response()

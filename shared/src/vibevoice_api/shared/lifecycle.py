@@ -121,3 +121,8 @@ def model_lifespan(holder: ModelHolder[Any], load: Callable[[], Any], warmup: bo
             await asyncio.to_thread(eng.close)
 
     return lifespan
+
+
+def holder_readiness(app: Any) -> tuple[bool, dict[str, Any]]:
+    """The readiness probe of a model service: its :class:`ModelHolder` (``app.state.holder``) decides."""
+    return app.state.holder.readiness()

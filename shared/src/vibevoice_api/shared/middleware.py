@@ -15,6 +15,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .error_handlers import error_response
 from .errors import AuthenticationError, PayloadTooLargeError
 from .logs import REQUEST_ID_HEADER, request_id_var
 from .metrics import HTTP_IN_FLIGHT, HTTP_LATENCY, HTTP_REJECTED, HTTP_REQUESTS
@@ -30,7 +31,7 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 async def _send_error(send: Send, exc: Any) -> None:
-    resp = exc.response()
+    resp = error_response(exc)
     await resp({"type": "http"}, _noop_receive, send)
 
 

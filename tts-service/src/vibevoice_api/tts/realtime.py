@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from vibevoice_api.shared.audio import StreamingTempo, to_pcm16
-from vibevoice_api.shared.discovery import check_model
 from vibevoice_api.shared.errors import APIError, InvalidRequestError
 from vibevoice_api.shared.lifecycle import ModelHolder
 
@@ -75,7 +74,7 @@ class RealtimeSession:
             "id": self.session_id,
             "object": "realtime.session",
             "type": "realtime",
-            "model": self.settings.tts_model_id,
+            "model": self.settings.identity.id,
             "output_modalities": ["audio"],
             "audio": {
                 "output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": self.voice, "speed": self.speed}
@@ -86,7 +85,7 @@ class RealtimeSession:
         model = self.ws.query_params.get("model")
         await self.ws.accept()
         try:
-            check_model(model, self.settings.tts_model_id, self.settings.alias_list)
+            self.settings.identity.check(model)
             engine = self.holder.require()
             self.voice = choose_voice(engine, None, self.settings)
         except APIError as exc:

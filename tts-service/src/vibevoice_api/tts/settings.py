@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
+from vibevoice_api.shared.identity import ModelIdentity, split_aliases
 from vibevoice_api.shared.model_settings import ModelServiceSettings
 
 #: OpenAI voice names → VibeVoice presets (documented in README; override with VIBEVOICE_TTS_VOICE_MAP).
@@ -66,5 +67,5 @@ class TTSSettings(ModelServiceSettings):
         return self.tts_voices_dir or self.model_dir / "voices" / "streaming_model"
 
     @property
-    def alias_list(self) -> list[str]:
-        return [a.strip() for a in self.tts_aliases.split(",") if a.strip()]
+    def identity(self) -> ModelIdentity:
+        return ModelIdentity(self.tts_model_id, "VibeVoice-Realtime-0.5B", split_aliases(self.tts_aliases))

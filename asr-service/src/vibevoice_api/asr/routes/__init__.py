@@ -1,0 +1,1 @@
+"""The ASR service's routes, one module per API family (discovery and health come from ``shared``)."""

@@ -1,0 +1,1 @@
+"""The gateway's HTTP and WebSocket routes, one module per API family."""
