@@ -10,6 +10,24 @@ from hypothesis import strategies as st
 from openai.types.audio import TranscriptionDiarized, TranscriptionVerbose
 from vibevoice_api.shared import transcripts as tx
 
+
+class _Step:
+    """A generation step as the engine reports it (text, log-probability, token ids)."""
+
+    def __init__(self, text: str, logprob: float, token_ids: tuple[int, ...]) -> None:
+        self.text, self.logprob, self.token_ids = text, logprob, token_ids
+
+
+def _written(segs):
+    """The segments as the engine hands them over: with the two steps that wrote each one's text."""
+    out = []
+    for s in segs:
+        half = len(s.text) // 2
+        steps = (_Step(s.text[:half], -0.2, (1,)), _Step(s.text[half:], -0.3, (2,)))
+        out.append(tx.Seg(s.start, s.end, s.text, s.speaker, steps))
+    return out
+
+
 SEGS = [
     tx.Seg(0.0, 7.56, "Hello and welcome.", 0),
     tx.Seg(7.56, 12.2, "Thanks, glad to be here.", 1),
@@ -49,7 +67,7 @@ def test_vtt_escapes_markup_and_arrows():
 
 def test_text_and_json():
     assert tx.to_text(SEGS) == "Hello and welcome. Thanks, glad to be here. An hour later.\n"
-    body = tx.to_json(SEGS, 3731.5).model_dump()
+    body = tx.to_json(SEGS, 3731.5).model_dump(exclude_none=True)
     assert body == {
         "text": "Hello and welcome. Thanks, glad to be here. An hour later.",
         "usage": {"type": "duration", "seconds": 3731.5},
@@ -57,8 +75,10 @@ def test_text_and_json():
 
 
 def test_verbose_json_parses_as_openai_type():
-    v = tx.to_verbose(SEGS, duration=3731.5, language="en", temperature=0.0)
-    parsed = TranscriptionVerbose.model_validate(v.model_dump(exclude_none=True))
+    v = tx.to_verbose(_written(SEGS), duration=3731.5, language="en", temperature=0.0, no_speech=[0.01, 0.02, 0.9])
+    parsed = TranscriptionVerbose.model_validate(tx.verbose_body(v))
+    assert [s.no_speech_prob for s in parsed.segments] == [0.01, 0.02, 0.9]
+    assert parsed.segments[0].tokens == [1, 2] and parsed.segments[0].avg_logprob == -0.25
     assert parsed.language == "english" and parsed.duration == 3731.5
     assert [s.id for s in parsed.segments] == [0, 1, 2]
     assert parsed.segments[1].start == 7.56 and parsed.segments[1].end == 12.2
@@ -126,6 +146,10 @@ def test_formatters_never_break_on_any_input(raw, duration):
     assert vtt.startswith("WEBVTT\n")
     assert vtt.count(" --> ") == len(segs)
     TranscriptionVerbose.model_validate(
-        tx.to_verbose(segs, duration=duration or 0, language=None, words=True).model_dump(exclude_none=True)
+        tx.verbose_body(
+            tx.to_verbose(
+                _written(segs), duration=duration or 0, language=None, words=True, no_speech=[0.5] * len(segs)
+            )
+        )
     )
     TranscriptionDiarized.model_validate(tx.to_diarized(segs, duration=duration or 0).model_dump())

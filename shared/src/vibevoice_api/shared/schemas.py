@@ -98,15 +98,46 @@ TRANSLATION_FORMATS: tuple[str, ...] = ("json", "text", "srt", "verbose_json", "
 
 
 class UsageDuration(BaseModel):
+    """Usage of whisper-style models: seconds of audio."""
+
     type: Literal["duration"] = "duration"
     seconds: float
+
+
+class InputTokenDetails(BaseModel):
+    audio_tokens: int
+    text_tokens: int
+
+
+class UsageTokens(BaseModel):
+    """Usage of gpt-*-transcribe models: tokens read (audio and prompt text) and written."""
+
+    type: Literal["tokens"] = "tokens"
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    input_token_details: InputTokenDetails
+
+
+class Logprob(BaseModel):
+    """One generation step's share of the transcript text (``include[]=logprobs``)."""
+
+    token: str
+    logprob: float
+    bytes: list[int]
+
+
+class Language(BaseModel):
+    code: str
 
 
 class TranscriptionJSON(BaseModel):
     """``response_format=json``: OpenAI's ``Transcription``."""
 
     text: str
-    usage: UsageDuration | None = None
+    languages: list[Language] | None = None
+    logprobs: list[Logprob] | None = None
+    usage: UsageDuration | UsageTokens | None = None
 
 
 class TranscriptionWord(BaseModel):
@@ -125,9 +156,9 @@ class TranscriptionSegment(BaseModel):
     text: str
     tokens: list[int]
     temperature: float
-    avg_logprob: float
+    avg_logprob: float | None  # null when the generation gave no log-probabilities
     compression_ratio: float
-    no_speech_prob: float
+    no_speech_prob: float | None  # measured by a voice activity detector (asr/no_speech.py)
     speaker: str | None = None
 
 
@@ -138,7 +169,7 @@ class TranscriptionVerbose(BaseModel):
     text: str
     segments: list[TranscriptionSegment]
     words: list[TranscriptionWord] | None = None
-    usage: UsageDuration | None = None
+    usage: UsageDuration | UsageTokens | None = None
 
 
 class DiarizedSegment(BaseModel):
@@ -155,12 +186,13 @@ class TranscriptionDiarized(BaseModel):
     duration: float
     text: str
     segments: list[DiarizedSegment]
-    usage: UsageDuration | None = None
+    usage: UsageDuration | UsageTokens | None = None
 
 
 class TranscriptTextDelta(BaseModel):
     type: Literal["transcript.text.delta"] = "transcript.text.delta"
     delta: str
+    logprobs: list[Logprob] | None = None
     segment_id: str | None = None
 
 
@@ -171,7 +203,9 @@ class TranscriptTextSegment(DiarizedSegment):
 class TranscriptTextDone(BaseModel):
     type: Literal["transcript.text.done"] = "transcript.text.done"
     text: str
-    usage: UsageDuration | None = None
+    languages: list[Language] | None = None
+    logprobs: list[Logprob] | None = None
+    usage: UsageDuration | UsageTokens | None = None
 
 
 class InputAudio(BaseModel):

@@ -2,7 +2,10 @@
 
 Input is a list of :class:`Seg` (seconds, an optional integer speaker id from the model, text).
 Output is byte-exact SRT/WebVTT and OpenAI-shaped JSON. Speakers are labelled the way OpenAI's
-diarized models label them: ``A``, ``B``, … in order of the model's speaker ids.
+diarized models label them: ``A``, ``B``, … in order of first appearance; speakers matched to a known
+speaker (``names``: model speaker id → name) carry that name instead, and the letters go to the others.
+A segment may carry the generation steps that wrote its text (``pieces``: objects with ``text``,
+``logprob`` and ``token_ids``), from which verbose_json takes ``tokens`` and ``avg_logprob``.
 """
 
 from __future__ import annotations
@@ -10,8 +13,9 @@ from __future__ import annotations
 import math
 import re
 import zlib
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from .languages import language_name
 from .schemas import (
@@ -22,7 +26,10 @@ from .schemas import (
     TranscriptionVerbose,
     TranscriptionWord,
     UsageDuration,
+    UsageTokens,
 )
+
+Names = Mapping[Any, str]
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,7 @@ class Seg:
     end: float
     text: str
     speaker: int | None = None
+    pieces: tuple = field(default=(), compare=False, repr=False)
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u2028\u2029]")
@@ -62,7 +70,7 @@ def normalize(segments: Sequence[Seg], duration: float | None = None) -> list[Se
         end = max(end, start)
         text = clean_text(s.text)
         if text:
-            out.append(Seg(start, end, text, s.speaker))
+            out.append(Seg(start, end, text, s.speaker, s.pieces))
     return out
 
 
@@ -82,11 +90,18 @@ def speaker_label(speaker: int | None, mapping: dict[int, str]) -> str:
     return mapping[speaker]
 
 
-def _labels(segments: Sequence[Seg]) -> list[str | None]:
-    if all(s.speaker is None for s in segments):
+def labels(segments: Sequence[Seg], names: Names | None = None, *, always: bool = False) -> list[str | None]:
+    """Each segment's speaker: its known name, else a letter (``A``, ``B``, … over the unnamed speakers).
+
+    Without speaker ids and names, ``None`` for every segment unless ``always`` (diarized_json labels all)."""
+    names = names or {}
+    if not always and not names and all(s.speaker is None for s in segments):
         return [None] * len(segments)
     mapping: dict[int, str] = {}
-    return [speaker_label(s.speaker, mapping) for s in segments]
+    return [names[s.speaker] if s.speaker in names else speaker_label(s.speaker, mapping) for s in segments]
+
+
+_labels = labels
 
 
 def full_text(segments: Sequence[Seg]) -> str:
@@ -115,10 +130,11 @@ def to_text(segments: Sequence[Seg]) -> str:
     return full_text(segments) + "\n"
 
 
-def to_srt(segments: Sequence[Seg], *, speakers: bool = False) -> str:
+def to_srt(segments: Sequence[Seg], *, speakers: bool = False, names: Names | None = None) -> str:
+    """SRT; cues start with ``[Speaker X]`` when ``speakers`` or when known speakers were named."""
     blocks = []
-    labels = _labels(segments)
-    for i, (s, label) in enumerate(zip(segments, labels, strict=True), 1):
+    speakers = speakers or bool(names)
+    for i, (s, label) in enumerate(zip(segments, labels(segments, names), strict=True), 1):
         text = s.text
         if speakers and label is not None:
             text = f"[Speaker {label}] {text}"
@@ -131,13 +147,15 @@ def _vtt_escape(text: str) -> str:
     return text.replace("-->", "--&gt;")
 
 
-def to_vtt(segments: Sequence[Seg], *, speakers: bool = False) -> str:
+def to_vtt(segments: Sequence[Seg], *, speakers: bool = False, names: Names | None = None) -> str:
+    """WebVTT; cues carry a ``<v>`` voice span when ``speakers`` or when known speakers were named."""
     parts = ["WEBVTT\n"]
-    labels = _labels(segments)
-    for s, label in zip(segments, labels, strict=True):
+    speakers = speakers or bool(names)
+    for s, label in zip(segments, labels(segments, names), strict=True):
         text = _vtt_escape(s.text)
         if speakers and label is not None:
-            text = f"<v Speaker {label}>{text}</v>"
+            voice = _vtt_escape(label if s.speaker in (names or {}) else f"Speaker {label}")
+            text = f"<v {voice}>{text}</v>"
         parts.append(f"{vtt_time(s.start)} --> {vtt_time(s.end)}\n{text}\n")
     return "\n".join(parts)
 
@@ -169,8 +187,33 @@ def approximate_words(segments: Sequence[Seg]) -> list[TranscriptionWord]:
     return words
 
 
-def to_json(segments: Sequence[Seg], duration: float) -> TranscriptionJSON:
-    return TranscriptionJSON(text=full_text(segments), usage=UsageDuration(seconds=round(duration, 3)))
+def segment_tokens(seg: Seg) -> tuple[list[int], float | None]:
+    """The token ids that wrote ``seg`` and their mean log-probability (None when not measured)."""
+    ids = [i for p in seg.pieces for i in p.token_ids]
+    lps = [p.logprob for p in seg.pieces]
+    if not ids or any(lp is None for lp in lps):
+        return ids, None
+    return ids, round(sum(lps) / len(ids), 6)
+
+
+def duration_usage(duration: float) -> UsageDuration:
+    return UsageDuration(seconds=round(duration, 3))
+
+
+def to_json(
+    segments: Sequence[Seg],
+    duration: float,
+    *,
+    languages: Sequence[str] | None = None,
+    logprobs: Sequence[Mapping[str, Any]] | None = None,
+    usage: UsageDuration | UsageTokens | None = None,
+) -> TranscriptionJSON:
+    return TranscriptionJSON(
+        text=full_text(segments),
+        languages=[{"code": c} for c in languages] if languages is not None else None,
+        logprobs=list(logprobs) if logprobs is not None else None,
+        usage=usage or duration_usage(duration),
+    )
 
 
 def to_verbose(
@@ -182,24 +225,29 @@ def to_verbose(
     temperature: float = 0.0,
     words: bool = False,
     include_segments: bool = True,
+    names: Names | None = None,
+    usage: UsageDuration | UsageTokens | None = None,
+    no_speech: Sequence[float] | None = None,
 ) -> TranscriptionVerbose:
-    labels = _labels(segments)
-    segs = [
-        TranscriptionSegment(
-            id=i,
-            seek=int(s.start * 100),
-            start=round(s.start, 3),
-            end=round(s.end, 3),
-            text=s.text,
-            tokens=[],
-            temperature=temperature,
-            avg_logprob=0.0,
-            compression_ratio=_compression_ratio(s.text),
-            no_speech_prob=0.0,
-            speaker=label,
+    """verbose_json. ``no_speech``: each segment's measured no-speech probability (null where not given)."""
+    segs = []
+    for i, (s, label) in enumerate(zip(segments, labels(segments, names), strict=True)):
+        ids, avg = segment_tokens(s)
+        segs.append(
+            TranscriptionSegment(
+                id=i,
+                seek=int(s.start * 100),
+                start=round(s.start, 3),
+                end=round(s.end, 3),
+                text=s.text,
+                tokens=ids,
+                temperature=temperature,
+                avg_logprob=avg,
+                compression_ratio=_compression_ratio(s.text),
+                no_speech_prob=no_speech[i] if no_speech is not None else None,
+                speaker=label,
+            )
         )
-        for i, (s, label) in enumerate(zip(segments, labels, strict=True))
-    ]
     return TranscriptionVerbose(
         task="translate" if task == "translate" else "transcribe",
         language="english" if task == "translate" else language_name(language),
@@ -207,25 +255,41 @@ def to_verbose(
         text=full_text(segments),
         segments=segs if include_segments else [],
         words=approximate_words(segments) if words else None,
-        usage=UsageDuration(seconds=round(duration, 3)),
+        usage=usage or duration_usage(duration),
     )
 
 
-def to_diarized(segments: Sequence[Seg], *, duration: float) -> TranscriptionDiarized:
-    mapping: dict[int, str] = {}
+def verbose_body(v: TranscriptionVerbose) -> dict[str, Any]:
+    """verbose_json as sent: absent ``words``/``speaker`` left out, unmeasured scores as explicit nulls."""
+    body = v.model_dump()
+    if body.get("words") is None:
+        body.pop("words", None)
+    for seg in body.get("segments", []):
+        if seg.get("speaker") is None:
+            seg.pop("speaker", None)
+    return body
+
+
+def to_diarized(
+    segments: Sequence[Seg],
+    *,
+    duration: float,
+    names: Names | None = None,
+    usage: UsageDuration | UsageTokens | None = None,
+) -> TranscriptionDiarized:
     segs = [
         DiarizedSegment(
             id=f"seg_{i}",
             start=round(s.start, 3),
             end=round(s.end, 3),
             text=s.text,
-            speaker=speaker_label(s.speaker, mapping),
+            speaker=label or "A",
         )
-        for i, s in enumerate(segments)
+        for i, (s, label) in enumerate(zip(segments, labels(segments, names, always=True), strict=True))
     ]
     return TranscriptionDiarized(
         duration=round(duration, 3),
         text=full_text(segments),
         segments=segs,
-        usage=UsageDuration(seconds=round(duration, 3)),
+        usage=usage or duration_usage(duration),
     )
