@@ -67,6 +67,25 @@ class EngineConfig:
     loop_retries: int = 3
 
 
+AUDIO_HOP = 3200  # samples per audio token (the processor's expansion of the audio placeholder)
+
+
+@dataclass
+class Usage:
+    """Tokens one transcription read and wrote, over all its generate calls (pieces, retries)."""
+
+    audio_tokens: int = 0
+    text_tokens: int = 0
+    output_tokens: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, audio: int, text: int, output: int) -> None:
+        with self._lock:
+            self.audio_tokens += audio
+            self.text_tokens += text
+            self.output_tokens += output
+
+
 @dataclass(eq=False)
 class _Job:
     audio: np.ndarray
@@ -82,6 +101,7 @@ class _Job:
     prefix_tokens: int = 0
     tokens: list[TokenStep] = field(default_factory=list)  # this attempt's tokens with their log-probabilities
     collector: PieceCollector = field(default_factory=PieceCollector)  # transcript text per step (textstream)
+    usage: Usage | None = None
 
     @property
     def duration(self) -> float:
@@ -258,10 +278,11 @@ class ASREngine:
         language: str | None = None,
         temperature: float = 0.0,
         task: str = "transcribe",
+        usage: Usage | None = None,
     ) -> list[Segment]:
         ctx, parts = self._plan(audio, prompt, language, task)
         # All pieces are submitted together: a long recording fills a batch by itself.
-        results = await asyncio.gather(*(self._collect(p.samples, ctx, temperature) for p in parts))
+        results = await asyncio.gather(*(self._collect(p.samples, ctx, temperature, usage) for p in parts))
         if len(parts) == 1:
             return results[0]
         return stitch([(p, [_shift(s, p.offset) for s in segs]) for p, segs in zip(parts, results, strict=True)])
@@ -275,6 +296,7 @@ class ASREngine:
         temperature: float = 0.0,
         task: str = "transcribe",
         text: bool = False,
+        usage: Usage | None = None,
     ) -> AsyncIterator[Segment | TextPiece]:
         """Segments as they complete; with ``text``, also the transcript's text as each step writes it
         (:class:`~.textstream.TextPiece`, before the segment it belongs to). Audio split into pieces gives
@@ -282,13 +304,13 @@ class ASREngine:
         has its time."""
         ctx, parts = self._plan(audio, prompt, language, task)
         if len(parts) == 1:
-            async for item in self._run(audio, ctx, temperature, text=text):
+            async for item in self._run(audio, ctx, temperature, text=text, usage=usage):
                 yield item
             return
         stitcher = SpeakerStitcher()
         for piece in parts:
             stitcher.start_piece(piece)
-            async for seg in self._run(piece.samples, ctx, temperature):
+            async for seg in self._run(piece.samples, ctx, temperature, usage=usage):
                 for ready in stitcher.feed(_shift(seg, piece.offset)):
                     yield ready
             for ready in stitcher.finish_piece():
@@ -323,13 +345,20 @@ class ASREngine:
             self._cond.notify()
 
     async def _run(
-        self, audio: np.ndarray, ctx: str | None, temperature: float, *, text: bool = False
+        self,
+        audio: np.ndarray,
+        ctx: str | None,
+        temperature: float,
+        *,
+        text: bool = False,
+        usage: Usage | None = None,
     ) -> AsyncIterator[Segment | TextPiece]:
         """Segments of one piece as they complete (and its text pieces, with ``text``); the fallback segment
         at the end if none parsed."""
         job = _Job(
             np.ascontiguousarray(audio, dtype=np.float32), ctx, temperature, asyncio.get_running_loop(), asyncio.Queue()
         )
+        job.usage = usage
         self._submit(job)
         seen = 0
         try:
@@ -351,8 +380,10 @@ class ASREngine:
         finally:
             job.cancelled.set()
 
-    async def _collect(self, audio: np.ndarray, ctx: str | None, temperature: float) -> list[Segment]:
-        return [seg async for seg in self._run(audio, ctx, temperature)]
+    async def _collect(
+        self, audio: np.ndarray, ctx: str | None, temperature: float, usage: Usage | None = None
+    ) -> list[Segment]:
+        return [seg async for seg in self._run(audio, ctx, temperature, usage=usage)]
 
     # ---------------------------------------------------------------- worker side
 
@@ -506,6 +537,11 @@ class ASREngine:
             self.on_batch(len(batch))
         self.backend.generate(rows, streamer)
         streamer.end()
+        for job, row in zip(batch, rows, strict=True):
+            if job.usage is not None:
+                # Input: the audio placeholder's expansion and every other prompt token; output: tokens written.
+                prompt_tokens = len(tokenizer.encode(row.prompt, add_special_tokens=False))
+                job.usage.add(-(-job.audio.shape[0] // AUDIO_HOP), max(0, prompt_tokens - 1), len(job.tokens))
         elapsed = time.perf_counter() - started
         first_pass = [j for j in batch if j.attempt == 0]
         with self._stats_lock:
