@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 APT_PACKAGES := ffmpeg espeak-ng sox chromium
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps test test-openwebui loadtest lint format run run-tiny tiny-models bench clean
+.PHONY: help install system-deps test test-openwebui loadtest lint format run run-tiny tiny-models bench gpu-check clean
 
 help: ## list the commands
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-16s %s\n", $$1, $$2}'
@@ -66,6 +66,10 @@ test-openwebui: system-deps install ## only the real Open WebUI integration suit
 
 loadtest: system-deps install ## full load test: the stack at 2x and 10x capacity for a minute each
 	$(BIN)/python bench/loadtest.py --seconds 60 --levels 2,10
+
+GPU_CHECK_ARGS ?=
+gpu-check: install ## GPU smoke check: both engines in bf16 per attention implementation (MODEL_DIR=... for real weights)
+	$(BIN)/python deploy/tools/gpu_check.py $(if $(filter command line environment,$(origin MODEL_DIR)),--model-dir $(MODEL_DIR)) $(GPU_CHECK_ARGS)
 
 bench: install ## speed figures (ratios measured side by side), see bench/README.md
 	$(BIN)/python bench/run_all.py
