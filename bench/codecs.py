@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "shared" / "src"))
-from vibevoice_api.shared.audio import OUTPUT_FORMATS, decode_audio, encode_audio, to_pcm16
+from vibevoice_api.shared.audio import decode_audio, encode_audio, to_pcm16
+from vibevoice_api.shared.formats import SPEECH_FORMATS
 
 FFMPEG = shutil.which("ffmpeg")
 CLI_ENC = {
@@ -49,7 +50,7 @@ def main() -> None:
     x = (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + 0.2 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
     pcm = to_pcm16(x)
     out: dict[str, dict] = {"encode_60s": {}, "decode_10min_mp3": {}}
-    for fmt in OUTPUT_FORMATS:
+    for fmt in SPEECH_FORMATS:
         cli = [FFMPEG, "-v", "error", "-f", "s16le", "-ar", str(sr), "-ac", "1", "-i", "-", *CLI_ENC[fmt], "-"]
         ours = timed(lambda fmt=fmt: encode_audio(x, fmt, sr))
         theirs = timed(lambda cli=cli: subprocess.run(cli, input=pcm, capture_output=True, check=True))

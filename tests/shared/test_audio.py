@@ -12,16 +12,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from vibevoice_api.shared.audio import (
-    OUTPUT_FORMATS,
     AudioDecodeError,
     RawPCM,
     StreamingEncoder,
     change_speed,
-    content_type,
     decode_audio,
     encode_audio,
     raw_pcm_from_content_type,
 )
+from vibevoice_api.shared.formats import SPEECH_FORMATS, content_type
 
 FFMPEG = shutil.which("ffmpeg")
 FFPROBE = shutil.which("ffprobe")
@@ -60,7 +59,7 @@ def dominant_freq(x: np.ndarray, sr: int = SR) -> float:
     return float(np.argmax(spec) * sr / x.size)
 
 
-@pytest.mark.parametrize("fmt", OUTPUT_FORMATS)
+@pytest.mark.parametrize("fmt", SPEECH_FORMATS)
 @pytest.mark.parametrize("mode", ["whole", "streaming"])
 def test_encode_is_valid_audio_of_that_format(tmp_path, fmt, mode):
     x = tone()
@@ -246,7 +245,7 @@ def test_nan_and_inf_pcm_encode_safely(tmp_path):
     x = tone(0.5)
     x[::7] = np.nan
     x[::11] = np.inf
-    for fmt in OUTPUT_FORMATS:
+    for fmt in SPEECH_FORMATS:
         data = encode_audio(x, fmt, SR)
         assert data
 

@@ -19,35 +19,14 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import IO, Any, Literal
+from typing import IO, Any
 
 import av
 import av.error
 import numpy as np
 
 from .errors import InvalidRequestError
-
-OutputFormat = Literal["mp3", "opus", "aac", "flac", "wav", "pcm"]
-OUTPUT_FORMATS: tuple[str, ...] = ("mp3", "opus", "aac", "flac", "wav", "pcm")
-
-#: Content-Type per response format; truthful about the container we produce.
-CONTENT_TYPES: dict[str, str] = {
-    "mp3": "audio/mpeg",
-    "opus": "audio/ogg",
-    "aac": "audio/aac",
-    "flac": "audio/flac",
-    "wav": "audio/wav",
-    "pcm": "audio/pcm",
-}
-
-# FFmpeg muxer, encoder, bit rate and muxer options per output format.
-_ENCODERS: dict[str, tuple[str, str, int | None, dict[str, str]]] = {
-    "mp3": ("mp3", "libmp3lame", 128_000, {}),
-    "opus": ("ogg", "libopus", 64_000, {"page_duration": "20000"}),  # 20 ms pages: bytes leave at once
-    "aac": ("adts", "aac", 96_000, {}),
-    "flac": ("flac", "flac", None, {}),
-    "wav": ("wav", "pcm_s16le", None, {}),
-}
+from .formats import SPEECH_FORMATS
 
 
 class AudioDecodeError(InvalidRequestError):
@@ -55,12 +34,6 @@ class AudioDecodeError(InvalidRequestError):
 
     def __init__(self, message: str, code: str = "invalid_audio") -> None:
         super().__init__(message, param="file", code=code)
-
-
-def content_type(fmt: str, sample_rate: int = 24000) -> str:
-    if fmt == "pcm":
-        return f"audio/pcm;rate={sample_rate};channels=1"
-    return CONTENT_TYPES[fmt]
 
 
 @dataclass(frozen=True)
@@ -258,7 +231,7 @@ class StreamingEncoder:
     """
 
     def __init__(self, fmt: str, sample_rate: int = 24000) -> None:
-        if fmt not in OUTPUT_FORMATS:
+        if fmt not in SPEECH_FORMATS:
             raise ValueError(f"unknown output format {fmt!r}")
         self.fmt = fmt
         self.sample_rate = sample_rate
@@ -266,12 +239,12 @@ class StreamingEncoder:
         self._pts = 0
         if fmt == "pcm":
             return
-        muxer, codec, bit_rate, options = _ENCODERS[fmt]
+        spec = SPEECH_FORMATS[fmt]
         self._sink = _Sink()
-        self._container = av.open(self._sink, mode="w", format=muxer, options=dict(options))
-        self._stream = self._container.add_stream(codec, rate=sample_rate, layout="mono")
-        if bit_rate:
-            self._stream.bit_rate = bit_rate
+        self._container = av.open(self._sink, mode="w", format=spec.container, options=dict(spec.muxer_options))
+        self._stream = self._container.add_stream(spec.codec, rate=sample_rate, layout="mono")
+        if spec.bit_rate:
+            self._stream.bit_rate = spec.bit_rate
         cc = self._stream.codec_context
         self._resampler = av.AudioResampler(
             format=cc.format.name, layout="mono", rate=sample_rate, frame_size=cc.frame_size or None

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
+from .formats import SPEECH_FORMATS
 from .schemas import TRANSCRIPTION_FORMATS
 
 REF = "#/components/schemas/{model}"
@@ -85,10 +86,7 @@ def transcription_form(*, translation: bool = False) -> dict[str, Any]:
 AUDIO_RESPONSE = {
     "description": "Audio bytes in the requested format (chunked), or server-sent events when stream_format=sse.",
     "content": {
-        **{
-            ct: {"schema": {"type": "string", "format": "binary"}}
-            for ct in ("audio/mpeg", "audio/ogg", "audio/aac", "audio/flac", "audio/wav", "audio/pcm")
-        },
+        **{f.content_type: {"schema": {"type": "string", "format": "binary"}} for f in SPEECH_FORMATS.values()},
         "text/event-stream": {"schema": {"$ref": "#/components/schemas/SSEEvent"}},
     },
 }

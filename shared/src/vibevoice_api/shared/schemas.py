@@ -12,13 +12,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .audio import OUTPUT_FORMATS
+from .formats import SPEECH_FORMATS, SpeechFormat
 
 # --------------------------------------------------------------------------------------------
 # Speech (TTS)
-
-SpeechFormat = Literal["mp3", "opus", "aac", "flac", "wav", "pcm"]
-
 
 class VoiceRef(BaseModel):
     """OpenAI's custom voice object form: ``{"id": "voice_1234"}``."""
@@ -44,7 +41,9 @@ class SpeechRequest(BaseModel):
     voice: str | VoiceRef = Field(
         "carter", description="A preset name (en-Carter_man, carter), an OpenAI voice name (mapped), or {'id': ...}."
     )
-    response_format: SpeechFormat = Field("mp3", description="mp3 | opus | aac | flac | wav | pcm (24 kHz s16le mono).")
+    response_format: SpeechFormat = Field(
+        "mp3", description=" | ".join(SPEECH_FORMATS) + " (pcm: 24 kHz s16le mono, no header)."
+    )
     speed: float = Field(1.0, ge=0.25, le=4.0, description="0.25 to 4.0; pitch-preserving tempo change.")
     instructions: str | None = Field(None, max_length=4096, description="Accepted for compatibility; see README.")
     stream_format: Literal["audio", "sse"] = Field("audio", description="audio (chunked bytes) or sse events.")
@@ -68,9 +67,6 @@ class SpeechRequest(BaseModel):
     @property
     def voice_name(self) -> str:
         return self.voice.id if isinstance(self.voice, VoiceRef) else self.voice
-
-
-assert set(SpeechFormat.__args__) == set(OUTPUT_FORMATS)  # type: ignore[attr-defined]
 
 
 class SpeechAudioDelta(BaseModel):

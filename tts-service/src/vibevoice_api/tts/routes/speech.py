@@ -10,9 +10,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
-from vibevoice_api.shared.audio import content_type
 from vibevoice_api.shared.cancel import until_disconnect
 from vibevoice_api.shared.errors import APIError
+from vibevoice_api.shared.formats import content_type
 from vibevoice_api.shared.openapi import AUDIO_RESPONSE
 from vibevoice_api.shared.schemas import ERROR_RESPONSES, SpeechRequest
 
