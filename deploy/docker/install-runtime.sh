@@ -6,6 +6,7 @@
 #   those packages' pins from NGC's file first (deploy/README.md explains when).
 # * flash-attn (FLASH_ATTN): auto = the base image's build if it imports, else none (sdpa); 1 = required:
 #   installed when missing, and the build fails unless it imports against this torch; 0 = not installed.
+# * NODEPS_EXTRA: requirement specifiers installed without their dependencies (see the Dockerfile).
 # * Finally the build fails unless transformers sees torch and every named class is real (not a dummy).
 set -euo pipefail
 
@@ -39,6 +40,11 @@ echo "resolving against: $(cat /tmp/keep-torch.txt)${UNPIN:+ (unpinned: $UNPIN)}
 
 # Our wheels with their declared dependencies (transformers, accelerate, ...), resolved as above.
 pip install "${constraints[@]}" /wheels/*.whl
+# Packages whose declared dependencies are never imported (NODEPS_EXTRA="name==version ...").
+if [ -n "${NODEPS_EXTRA:-}" ]; then
+  # shellcheck disable=SC2086 # a list of requirement specifiers
+  pip install "${constraints[@]}" --no-deps $NODEPS_EXTRA
+fi
 
 flash_check=report
 if [ "$FLASH_ATTN" = "1" ]; then
