@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 from vibevoice_api.shared.identity import ModelIdentity, split_aliases
+from vibevoice_api.shared.model_names import parse_patterns
 from vibevoice_api.shared.model_settings import ModelServiceSettings
 
 
@@ -34,6 +35,11 @@ class ASRSettings(ModelServiceSettings):
     asr_vllm_api_key: str | None = Field(None, description="API key of the vLLM server (its --api-key), if any.")
     asr_vllm_max_concurrency: int = Field(
         64, ge=1, le=1024, description="Transcription passes in flight at the vLLM server at once (its --max-num-seqs)."
+    )
+    asr_model_patterns: str = Field(
+        "whisper-*,gpt-*transcribe*",
+        description="Model-name patterns also accepted (comma-separated, * and ? wildcards, case-insensitive): "
+        "OpenAI's transcription names, dated or not (gpt-transcribe, gpt-4o-mini-transcribe-2025-12-15, ...).",
     )
     asr_max_batch_size: int = Field(4, ge=1, le=64, description="Requests padded into one generate call.")
     asr_batch_audio_seconds: float | None = Field(
@@ -79,4 +85,9 @@ class ASRSettings(ModelServiceSettings):
 
     @property
     def identity(self) -> ModelIdentity:
-        return ModelIdentity(self.asr_model_id, "VibeVoice-ASR", split_aliases(self.asr_aliases))
+        return ModelIdentity(
+            self.asr_model_id,
+            "VibeVoice-ASR",
+            split_aliases(self.asr_aliases),
+            parse_patterns(self.asr_model_patterns),
+        )

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import httpx
 from vibevoice_api.shared.errors import InvalidRequestError, ModelNotFoundError, ServiceUnavailableError
+from vibevoice_api.shared.model_names import ModelNames
 
 from .settings import Backend, GatewaySettings
 
@@ -36,6 +37,7 @@ class Router:
         self.settings = settings
         self.client = client
         self.aliases = {k.lower(): v for k, v in settings.model_aliases.items()}
+        self.names = ModelNames(settings.model_patterns)
         self.states = [BackendState(b, list(b.models) or [DEFAULT_MODEL[b.kind]]) for b in settings.all_backends()]
         self._refreshed_at = 0.0
         self._lock = asyncio.Lock()
@@ -88,11 +90,15 @@ class Router:
         key = self.settings.upstream_api_key
         return {"authorization": f"Bearer {key}"} if key else {}
 
-    async def resolve(self, kind: str, model: str | None) -> BackendState:
-        """The backend for ``model`` on a ``kind`` path, or an OpenAI error."""
+    async def resolve(self, kind: str, model: str | None, *, realtime: bool = False) -> BackendState:
+        """The backend for ``model`` on a ``kind`` path, or an OpenAI error.
+
+        A model id or alias goes to the service serving it; otherwise a name matching the patterns of
+        ``kind`` (and, on the realtime WebSocket, the realtime patterns) goes to that kind's service."""
         if model is None or not model.strip():
             return self.default(kind)
         name = model.strip()
+        kinds = (kind, "realtime") if realtime else (kind,)
         target = self.aliases.get(name.lower(), name)
         for attempt in range(2):
             known = self.known_models()
@@ -110,8 +116,18 @@ class Router:
                         code="model_not_supported",
                     )
                 return state
-            if attempt == 0:
+            if attempt == 0 and not self.names.is_kind(name, *kinds):
                 await self.refresh()
+        if self.names.is_kind(name, *kinds):
+            return self.default(kind)
+        other = self.names.kind_of(name)
+        if other is not None:
+            what = "transcription" if other == "asr" else "speech" if other == "tts" else "realtime"
+            raise InvalidRequestError(
+                f"The model `{name}` is a {what} model and cannot be used on this endpoint.",
+                param="model",
+                code="model_not_supported",
+            )
         if not self.settings.strict_models:
             return self.default(kind)
         available = sorted(

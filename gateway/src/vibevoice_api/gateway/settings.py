@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import NoDecode
+from vibevoice_api.shared.model_names import DEFAULT_PATTERNS, ModelNames
 from vibevoice_api.shared.settings import CommonSettings
 
 DEFAULT_ALIASES: dict[str, str] = {
@@ -50,6 +51,13 @@ class GatewaySettings(CommonSettings):
     max_json_mb: float = Field(64.0, gt=0, description="Largest JSON body (speech requests, base64 audio).")
     pool_size: int = Field(100, ge=1, description="Keep-alive connections per service.")
     max_upload_mb: float = Field(2048.0, gt=0, description="Largest accepted request body, in MiB (413 beyond).")
+    model_patterns: Annotated[dict[str, list[str]], NoDecode] = Field(
+        default_factory=lambda: {k: list(v) for k, v in DEFAULT_PATTERNS.items()},
+        description='JSON object kind → model-name patterns routed to that kind\'s service (* and ? wildcards, '
+        'case-insensitive; replaces the defaults): {"asr": ["whisper-*", "gpt-*transcribe*"], '
+        '"tts": ["tts-*", "gpt-*tts*"], "realtime": ["gpt-realtime*", "gpt-4o*-realtime*"]}. Keep the services\' '
+        "VIBEVOICE_ASR_MODEL_PATTERNS / VIBEVOICE_TTS_MODEL_PATTERNS / VIBEVOICE_TTS_REALTIME_MODEL_PATTERNS in step.",
+    )
     strict_models: bool = Field(True, description="Unknown model names get 404 (false: route by path only).")
 
     @field_validator("backends", mode="before")
@@ -57,6 +65,14 @@ class GatewaySettings(CommonSettings):
     def _parse_backends(cls, v: Any) -> Any:
         if isinstance(v, str):
             return json.loads(v) if v.strip() else []
+        return v
+
+    @field_validator("model_patterns", mode="before")
+    @classmethod
+    def _parse_patterns(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = json.loads(v) if v.strip() else {}
+        ModelNames(v)  # unknown kinds or bad patterns fail at start-up
         return v
 
     @field_validator("model_aliases", mode="before")

@@ -1,7 +1,8 @@
 """Who a model service is: its model id, the other names it answers to, and its display name.
 
-Both services accept their own model id and a list of aliases (``whisper-1``, ``tts-1``, ...), case
-insensitively; an empty ``model`` means the service's own. One object carries all three so that
+Both services accept their own model id, a list of aliases and the names matching their patterns
+(``whisper-*``, ``gpt-*transcribe*``, ``tts-*``, ... see :mod:`.model_names`), case insensitively; an
+empty ``model`` means the service's own. One object carries all three so that
 ``/v1/models``, ``/v1/audio/models`` and a request's ``model`` field can never disagree.
 """
 
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import InvalidRequestError, ModelNotFoundError
+from .model_names import matches
 
 
 @dataclass(frozen=True)
@@ -18,6 +20,7 @@ class ModelIdentity:
     id: str
     display_name: str
     aliases: tuple[str, ...] = ()
+    patterns: tuple[str, ...] = ()  # shell-style, lower case (model_names.parse_patterns)
 
     @property
     def names(self) -> list[str]:
@@ -30,9 +33,14 @@ class ModelIdentity:
             return self.id
         if not isinstance(model, str):
             raise InvalidRequestError("'model' must be a string.", param="model", code="invalid_type")
-        if model.strip().lower() not in {n.lower() for n in self.names}:
+        if not self.accepts(model):
             raise ModelNotFoundError(model, self.names)
         return model.strip()
+
+    def accepts(self, model: str) -> bool:
+        """Whether ``model`` is our id, an alias, or matches one of our patterns."""
+        name = model.strip().lower()
+        return name in {n.lower() for n in self.names} or matches(name, self.patterns)
 
 
 def split_aliases(value: str) -> tuple[str, ...]:

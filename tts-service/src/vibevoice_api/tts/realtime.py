@@ -85,7 +85,7 @@ class RealtimeSession:
         model = self.ws.query_params.get("model")
         await self.ws.accept()
         try:
-            self.settings.identity.check(model)
+            self.settings.realtime_identity.check(model)
             engine = self.holder.require()
             self.voice = choose_voice(engine, None, self.settings)
         except APIError as exc:

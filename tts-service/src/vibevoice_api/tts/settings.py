@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 from vibevoice_api.shared.identity import ModelIdentity, split_aliases
+from vibevoice_api.shared.model_names import parse_patterns
 from vibevoice_api.shared.model_settings import ModelServiceSettings
 
 #: OpenAI voice names → VibeVoice presets (documented in README; override with VIBEVOICE_TTS_VOICE_MAP).
@@ -36,6 +37,15 @@ class TTSSettings(ModelServiceSettings):
     tts_hf_repo: str = Field("microsoft/VibeVoice-Realtime-0.5B", description="Hub repo downloaded when empty.")
     tts_tokenizer_repo: str = Field("Qwen/Qwen2.5-0.5B", description="Hub repo of the text tokenizer files.")
     tts_aliases: str = Field("tts-1,tts-1-hd,gpt-4o-mini-tts", description="Other accepted model names.")
+    tts_model_patterns: str = Field(
+        "tts-*,gpt-*tts*",
+        description="Model-name patterns also accepted for speech (comma-separated, * and ? wildcards, "
+        "case-insensitive): OpenAI's speech names, dated or not (gpt-4o-mini-tts-2025-12-15, ...).",
+    )
+    tts_realtime_model_patterns: str = Field(
+        "gpt-realtime*,gpt-4o*-realtime*",
+        description="Model-name patterns also accepted on the /v1/realtime WebSocket (gpt-realtime-2.1-mini, ...).",
+    )
     tts_default_voice: str = Field("en-Carter_man", description="Voice when a request names none.")
     tts_voice_map: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=lambda: dict(DEFAULT_VOICE_MAP), description="JSON: OpenAI voice name → preset."
@@ -68,4 +78,20 @@ class TTSSettings(ModelServiceSettings):
 
     @property
     def identity(self) -> ModelIdentity:
-        return ModelIdentity(self.tts_model_id, "VibeVoice-Realtime-0.5B", split_aliases(self.tts_aliases))
+        return ModelIdentity(
+            self.tts_model_id,
+            "VibeVoice-Realtime-0.5B",
+            split_aliases(self.tts_aliases),
+            parse_patterns(self.tts_model_patterns),
+        )
+
+    @property
+    def realtime_identity(self) -> ModelIdentity:
+        """The names the realtime WebSocket answers to: the speech names plus the realtime ones."""
+        speech = self.identity
+        return ModelIdentity(
+            speech.id,
+            speech.display_name,
+            speech.aliases,
+            speech.patterns + parse_patterns(self.tts_realtime_model_patterns),
+        )

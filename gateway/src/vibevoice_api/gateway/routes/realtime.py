@@ -15,7 +15,7 @@ router = APIRouter()
 async def realtime(ws: WebSocket) -> None:
     upstream: Upstream = get_upstream(ws)
     try:
-        state = await upstream.router.resolve("tts", ws.query_params.get("model"))
+        state = await upstream.router.resolve("tts", ws.query_params.get("model"), realtime=True)
     except APIError as exc:
         await ws.accept()
         await ws.send_json({"type": "error", "error": exc.body()["error"]})
