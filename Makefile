@@ -24,8 +24,9 @@ $(BIN)/python:
 $(VENV)/.installed: $(BIN)/python shared/pyproject.toml gateway/pyproject.toml asr-service/pyproject.toml tts-service/pyproject.toml requirements-dev.txt
 	$(BIN)/pip install -q torch==$(TORCH_VERSION)
 	$(BIN)/pip install -q -e shared -e gateway -e asr-service -e tts-service -r requirements-dev.txt
-	# GE2E voice-encoder weights for known speakers; --no-deps: its librosa/webrtcvad imports are never used.
-	$(BIN)/pip install -q --no-deps resemblyzer==0.1.4
+	# GE2E voice-encoder weights for known speakers (--no-deps: its librosa/webrtcvad imports are never used);
+	# py3langid declares numpy>=2 but runs on numpy 1.26 (NGC images pin it).
+	$(BIN)/pip install -q --no-deps resemblyzer==0.1.4 py3langid==0.4.0
 	@touch $@
 
 install: $(VENV)/.installed ## create .venv with the four packages and the test tools (CPU torch)
