@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import sys
+from collections.abc import Sequence
 
 from .errors import APIError, ServiceUnavailableError
 
@@ -54,6 +55,18 @@ def classify(exc: BaseException) -> str:
     if "AcceleratorError" in names or ("RuntimeError" in names and any(m in text for m in _FATAL_MARKERS)):
         return FATAL
     return OTHER
+
+
+def after_failure(kind: str, untouched: Sequence[bool]) -> tuple[list[int], list[int]]:
+    """``(rows to retry alone, rows to fail now)`` after a batch failed with ``kind``.
+
+    ``untouched[i]``: row ``i`` has sent nothing to its client yet, so it can start over. Nothing is retried
+    after a fatal error, nor when the batch was a single row already (it failed alone).
+    """
+    rows = range(len(untouched))
+    if kind == FATAL or len(untouched) == 1:
+        return [], list(rows)
+    return [i for i in rows if untouched[i]], [i for i in rows if not untouched[i]]
 
 
 def fatal_reason(exc: BaseException) -> str:

@@ -441,14 +441,15 @@ class ASREngine:
         if kind is None:
             return
         cuda_faults.release_memory()
+        retry, fail = cuda_faults.after_failure(
+            kind if isinstance(kind, str) else cuda_faults.OTHER,
+            [len(j.parser.text) == n for j, n in zip(batch, written, strict=True)],
+        )
+        self._fail([batch[i] for i in fail], kind)
         if kind == cuda_faults.FATAL:
-            self._fail(batch, kind)
             self._fail_queued()
-            return
-        untouched = [j for j, n in zip(batch, written, strict=True) if len(j.parser.text) == n]
-        self._fail([j for j in batch if j not in untouched], kind)
-        if len(batch) == 1:
-            self._fail(untouched, kind)
+        untouched = [batch[i] for i in retry]
+        if not untouched:
             return
         log.warning("a batch of %d failed (%s); retrying %d of its requests alone", len(batch), kind, len(untouched))
         for i, job in enumerate(untouched):
