@@ -1,4 +1,4 @@
-"""The live stack for protocol tests: ASR + TTS services on tiny models, the live service, and the gateway."""
+"""The live stack for protocol tests: ASR + TTS services on tiny models and the live service (+ the gateway)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ KEY = "live-test-key"
 
 @pytest.fixture(scope="session")
 def live_stack(tiny_models, tmp_path_factory):
-    """Real processes, API keys on everywhere, as deployed: gateway → live → ASR/TTS."""
+    """Real processes, API keys on everywhere, as deployed: live → ASR/TTS."""
     logs = tmp_path_factory.mktemp("live-stack")
-    asr_port, tts_port, live_port, gw_port = free_port(), free_port(), free_port(), free_port()
+    asr_port, tts_port, live_port = free_port(), free_port(), free_port()
     common = service_env(tiny_models, VIBEVOICE_API_KEYS=KEY, VIBEVOICE_UPSTREAM_API_KEY=KEY)
     urls = {"VIBEVOICE_ASR_URL": f"http://127.0.0.1:{asr_port}", "VIBEVOICE_TTS_URL": f"http://127.0.0.1:{tts_port}"}
     with (
@@ -42,20 +42,28 @@ def live_stack(tiny_models, tmp_path_factory):
             f"http://127.0.0.1:{live_port}/ready",
             timeout=120,
         ) as live,
-        running(
-            [str(BIN / "vibevoice-gateway"), "--host", "127.0.0.1", "--port", str(gw_port)],
-            {**common, **urls, "VIBEVOICE_LIVE_URL": f"http://127.0.0.1:{live_port}"},
-            logs / "gateway.log",
-            f"http://127.0.0.1:{gw_port}/ready",
-        ) as gw,
     ):
         yield {
             "asr": f"http://127.0.0.1:{asr_port}",
             "tts": f"http://127.0.0.1:{tts_port}",
             "live": f"http://127.0.0.1:{live_port}",
-            "gateway": f"http://127.0.0.1:{gw_port}",
-            "procs": {"asr": asr, "tts": tts, "live": live, "gateway": gw},
+            "procs": {"asr": asr, "tts": tts, "live": live},
+            "env": {**common, **urls, "VIBEVOICE_LIVE_URL": f"http://127.0.0.1:{live_port}"},
+            "logs": logs,
         }
+
+
+@pytest.fixture(scope="session")
+def gateway(live_stack):
+    """The gateway in front of the live stack (routes /v1/realtime sessions to the live service)."""
+    port = free_port()
+    with running(
+        [str(BIN / "vibevoice-gateway"), "--host", "127.0.0.1", "--port", str(port)],
+        live_stack["env"],
+        live_stack["logs"] / "gateway.log",
+        f"http://127.0.0.1:{port}/ready",
+    ) as proc:
+        yield {"url": f"http://127.0.0.1:{port}", "proc": proc}
 
 
 def pcm_of(path: Path, rate: int = 24000, fmt: str = "s16le") -> bytes:
