@@ -340,19 +340,7 @@ def similarities(
     voices: dict[Any, np.ndarray], rate: int, known: Sequence[KnownSpeaker], enc: VoiceEncoder | None = None
 ) -> dict[tuple[Any, str], float]:
     """Cosine similarity of every diarized speaker's voice (``rate`` Hz audio) with every reference."""
-    enc = enc or encoder()
-    refs = [(k.name, enc.embed(k.samples)) for k in known]
-    out: dict[tuple[Any, str], float] = {}
-    for speaker, samples in voices.items():
-        if samples.shape[0] < MIN_SPEAKER_SECONDS * rate:
-            continue
-        voice = enc.embed(resample(samples, rate))
-        if voice is None:
-            continue
-        for name, ref in refs:
-            if ref is not None:
-                out[(speaker, name)] = float(np.dot(voice, ref))
-    return out
+    return SpeakerMatcher(known, 0.0, enc).similarities(voices, rate)
 
 
 def name_speakers(
@@ -365,4 +353,53 @@ def name_speakers(
     """Diarized speaker id → known name, for the speakers whose voice matches a reference."""
     if not known:
         return {}
-    return assign(similarities(speaker_audio(audio, rate, turns), rate, known), threshold)
+    return SpeakerMatcher(known, threshold).name_all(audio, rate, turns)
+
+
+class SpeakerMatcher:
+    """One request's references, embedded once; names whole transcripts or speakers one at a time."""
+
+    def __init__(self, known: Sequence[KnownSpeaker], threshold: float, enc: VoiceEncoder | None = None) -> None:
+        self.known = list(known)
+        self.threshold = threshold
+        self._enc = enc
+        self._refs: list[tuple[str, np.ndarray]] | None = None
+        self.taken: dict[Any, str] = {}  # speakers named so far (streaming)
+
+    @property
+    def enc(self) -> VoiceEncoder:
+        if self._enc is None:
+            self._enc = encoder()
+        return self._enc
+
+    def refs(self) -> list[tuple[str, np.ndarray]]:
+        if self._refs is None:
+            self._refs = [(k.name, e) for k in self.known if (e := self.enc.embed(k.samples)) is not None]
+        return self._refs
+
+    def similarities(self, voices: dict[Any, np.ndarray], rate: int) -> dict[tuple[Any, str], float]:
+        out: dict[tuple[Any, str], float] = {}
+        refs = self.refs()
+        for speaker, samples in voices.items():
+            if samples.shape[0] < MIN_SPEAKER_SECONDS * rate:
+                continue
+            voice = self.enc.embed(resample(samples, rate))
+            if voice is None:
+                continue
+            for name, ref in refs:
+                out[(speaker, name)] = float(np.dot(voice, ref))
+        return out
+
+    def name_all(self, audio: np.ndarray, rate: int, turns: Iterable[tuple[float, float, Any]]) -> dict[Any, str]:
+        """Every diarized speaker of a whole transcript: best pairs first, one name each."""
+        return assign(self.similarities(speaker_audio(audio, rate, turns), rate), self.threshold)
+
+    def name_new(self, audio: np.ndarray, rate: int, speaker: Any, turns: Iterable[tuple[float, float]]) -> str | None:
+        """A speaker heard for the first time (streaming): the best free name its first turns match, if any."""
+        voices = speaker_audio(audio, rate, [(a, b, speaker) for a, b in turns])
+        free = {n for n, _ in self.refs()} - set(self.taken.values())
+        sims = {k: v for k, v in self.similarities(voices, rate).items() if k[1] in free}
+        name = assign(sims, self.threshold).get(speaker)
+        if name is not None:
+            self.taken[speaker] = name
+        return name
