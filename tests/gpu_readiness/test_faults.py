@@ -135,3 +135,25 @@ def test_a_fatal_cuda_error_turns_ready_to_503_with_the_reason(service):
     with pytest.raises(openai.APIStatusError) as later:  # nothing more reaches the broken GPU
         client.audio.transcriptions.create(model="whisper-1", file=("later.wav", wav(1.0, 6)))
     assert later.value.status_code == 503
+
+
+def test_a_broken_gpu_stops_the_process_after_ready_reported_it():
+    """/ready says why first; then the process stops itself so Kubernetes / Compose start a fresh one."""
+    from vibevoice_api.shared.lifecycle import ModelHolder
+
+    class Engine:
+        fatal_error = None
+        on_fatal = None
+
+    stopped = threading.Event()
+    holder = ModelHolder("vibevoice-asr", fatal_exit_seconds=0.2, terminate=stopped.set)
+    engine = Engine()
+    holder.start(lambda: engine)
+    assert holder.wait(10) and holder.readiness()[0]
+    assert engine.on_fatal is not None  # the holder listens for the engine's fatal errors
+
+    engine.fatal_error = "a non-recoverable CUDA error broke this process (device-side assert)"
+    engine.on_fatal(engine.fatal_error)
+    ok, details = holder.readiness()
+    assert not ok and details["state"] == "failed" and "device-side assert" in details["error"]
+    assert stopped.wait(10)

@@ -8,6 +8,8 @@ is reported in /ready and in every 503 message (no stack trace to the client; th
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -17,11 +19,23 @@ from .errors import ServiceUnavailableError
 
 T = TypeVar("T")
 log = logging.getLogger("vibevoice_api.lifecycle")
+# After a fatal CUDA error the process stops itself this long after /ready turned 503 (probes and logs see the
+# reason first), so that Kubernetes and Docker Compose (restart: unless-stopped) start a fresh one.
+FATAL_EXIT_SECONDS = 30.0
+
+
+def _terminate() -> None:
+    os.kill(os.getpid(), signal.SIGTERM)  # uvicorn's graceful shutdown, then the orchestrator restarts us
 
 
 class ModelHolder(Generic[T]):
-    def __init__(self, name: str) -> None:
+    def __init__(
+        self, name: str, fatal_exit_seconds: float = FATAL_EXIT_SECONDS, terminate: Callable[[], None] = _terminate
+    ) -> None:
         self.name = name
+        self.fatal_exit_seconds = fatal_exit_seconds
+        self._terminate = terminate
+        self._exiting = False
         self.state = "starting"
         self.error: str | None = None
         self.engine: T | None = None
@@ -38,6 +52,8 @@ class ModelHolder(Generic[T]):
                     self.state = "warming_up"
                     warmup(engine)
                 self.engine = engine
+                if hasattr(engine, "on_fatal"):
+                    engine.on_fatal = self._on_fatal  # type: ignore[attr-defined]
                 self.state = "ready"
                 self.ready_at = time.monotonic()
                 log.info("%s ready after %.1f s", self.name, self.ready_at - self.started_at)
@@ -65,6 +81,18 @@ class ModelHolder(Generic[T]):
         if self.engine is not None:
             details["runtime"] = runtime_info(self.engine)
         return state == "ready", details
+
+    def _on_fatal(self, reason: str) -> None:
+        """The engine's GPU broke: stop the process shortly (it cannot heal), so it is started afresh."""
+        if self._exiting:
+            return
+        self._exiting = True
+        log.critical(
+            "%s is out of order (%s); stopping in %.0f s for a restart", self.name, reason, self.fatal_exit_seconds
+        )
+        timer = threading.Timer(self.fatal_exit_seconds, self._terminate)
+        timer.daemon = True
+        timer.start()
 
     def fatal_error(self) -> str | None:
         """Set by an engine whose GPU broke after loading (see :mod:`.cuda_faults`): the service must restart."""

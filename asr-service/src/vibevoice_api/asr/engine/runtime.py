@@ -216,6 +216,7 @@ class ASREngine:
         self._eos = self.backend.eos_ids
         self._stats_lock = threading.Lock()
         self.fatal_error: str | None = None  # a broken GPU: /ready reports it and the service must restart
+        self.on_fatal: Callable[[str], None] | None = None  # set by the lifecycle: stops the process for a restart
         self.audio_budget = cfg.batch_audio_seconds or _derived_budget(loaded)
         self.single_pass_seconds = min(cfg.max_single_pass_seconds, self.audio_budget or cfg.max_single_pass_seconds)
         self.limits = {
@@ -482,6 +483,8 @@ class ASREngine:
             if kind == cuda_faults.FATAL:
                 self.fatal_error = cuda_faults.fatal_reason(exc)
                 log.critical("ASR engine out of order: %s", self.fatal_error)
+                if self.on_fatal is not None:
+                    self.on_fatal(self.fatal_error)
             return kind
         return None
 
