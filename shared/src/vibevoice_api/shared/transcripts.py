@@ -137,7 +137,7 @@ def to_srt(segments: Sequence[Seg], *, speakers: bool = False, names: Names | No
     for i, (s, label) in enumerate(zip(segments, labels(segments, names), strict=True), 1):
         text = s.text
         if speakers and label is not None:
-            text = f"[Speaker {label}] {text}"
+            text = f"[{label}] {text}" if s.speaker in (names or {}) else f"[Speaker {label}] {text}"
         blocks.append(f"{i}\n{srt_time(s.start)} --> {srt_time(s.end)}\n{text}\n")
     return "\n".join(blocks)
 

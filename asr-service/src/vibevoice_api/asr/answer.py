@@ -1,0 +1,244 @@
+"""What a transcription request gets back: the whole answer in its format, or the stream of events.
+
+Between the engine (segments, each with the generation steps that wrote it) and the wire: known-speaker
+names, the transcript's languages, logprobs, verbose_json's measured scores, usage in the shape of the
+model family the client named (``gpt-*``: tokens; others: seconds), and token-level stream deltas that
+add up to the final text (:mod:`.deltas`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+import numpy as np
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from vibevoice_api.shared import transcripts as tx
+from vibevoice_api.shared.errors import APIError
+from vibevoice_api.shared.schemas import InputTokenDetails, UsageDuration, UsageTokens
+
+from .deltas import DeltaBuilder
+from .engine.runtime import Usage
+from .engine.textstream import TextPiece
+from .language_id import detect_languages
+from .no_speech import no_speech, speech_probabilities
+from .speakers import KnownSpeaker, SpeakerMatcher
+
+log = logging.getLogger("vibevoice_api.asr")
+SPEAKER_FORMATS = ("diarized_json", "verbose_json", "srt", "vtt")
+
+
+def engine_prompt(prompt: str | None, keywords: Sequence[str]) -> str | None:
+    """``prompt`` and ``keywords[]`` together: the model reads its context one item a line."""
+    return "\n".join(p for p in [prompt or "", *keywords] if p.strip()) or None
+
+
+def engine_language(language: str | None, languages: Sequence[str]) -> str | list[str] | None:
+    """The language hint: ``languages[]`` candidates when given, else ``language``."""
+    return list(languages) if languages else language
+
+
+def usage_for(model: str, duration: float, usage: Usage) -> UsageDuration | UsageTokens:
+    """OpenAI's usage shape for the family of the model name the client sent."""
+    if model.strip().lower().startswith("gpt-"):
+        inp = usage.audio_tokens + usage.text_tokens
+        return UsageTokens(
+            input_tokens=inp,
+            output_tokens=usage.output_tokens,
+            total_tokens=inp + usage.output_tokens,
+            input_token_details=InputTokenDetails(audio_tokens=usage.audio_tokens, text_tokens=usage.text_tokens),
+        )
+    return tx.duration_usage(duration)
+
+
+def logprob_entries(segs: Sequence[tx.Seg]) -> list[dict[str, Any]]:
+    """The transcript's logprob entries: exactly what the stream would have sent, in one list."""
+    builder = DeltaBuilder()
+    out: list[dict[str, Any]] = []
+    for s in segs:
+        for d in builder.segment([(p.text, p.logprob, p.token_ids) for p in s.pieces], s.text):
+            out.extend(e.wire() for e in d.logprobs)
+    return out
+
+
+def _event(obj: dict[str, Any]) -> bytes:
+    return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n".encode()
+
+
+async def whole(
+    segments: list[Any],
+    audio: np.ndarray,
+    rate: int,
+    *,
+    req: Any,
+    usage: Usage,
+    known: list[KnownSpeaker],
+    threshold: float,
+    subtitle_speakers: bool,
+) -> Response:
+    """The answer in ``req.response_format`` from the engine's segments."""
+    duration = audio.shape[0] / rate
+    segs = tx.normalize([tx.Seg(s.start, s.end, s.text, s.speaker, s.pieces) for s in segments], duration)
+    fmt = req.response_format
+    names: dict[Any, str] = {}
+    if known and fmt in SPEAKER_FORMATS and segs:
+        matcher = SpeakerMatcher(known, threshold)
+        names = await asyncio.to_thread(matcher.name_all, audio, rate, [(s.start, s.end, s.speaker) for s in segs])
+    used = usage_for(req.model, duration, usage)
+    if fmt == "text":
+        return PlainTextResponse(tx.to_text(segs))
+    if fmt == "srt":
+        return PlainTextResponse(tx.to_srt(segs, speakers=subtitle_speakers, names=names))
+    if fmt == "vtt":
+        return PlainTextResponse(tx.to_vtt(segs, speakers=subtitle_speakers, names=names), media_type="text/vtt")
+    if fmt == "verbose_json":
+        words = "word" in req.granularities
+        probs = await asyncio.to_thread(speech_probabilities, audio, rate)
+        language = req.language
+        if language is None and req.task == "transcribe":
+            found = await asyncio.to_thread(detect_languages, [s.text for s in segs], req.languages)
+            language = found[0] if found else None
+        body = tx.verbose_body(
+            tx.to_verbose(
+                segs,
+                duration=duration,
+                language=language,
+                task=req.task,
+                temperature=req.temperature,
+                words=words,
+                include_segments="segment" in req.granularities or not words,
+                names=names,
+                usage=used,
+                no_speech=no_speech(probs, [(s.start, s.end) for s in segs]),
+            )
+        )
+        headers = {"x-vibevoice-word-timestamps": "approximate"} if words else None
+        return JSONResponse(body, headers=headers)
+    if fmt == "diarized_json":
+        return JSONResponse(
+            tx.to_diarized(segs, duration=duration, names=names, usage=used).model_dump(exclude_none=True)
+        )
+    languages = await asyncio.to_thread(detect_languages, [s.text for s in segs], _candidates(req))
+    body = tx.to_json(
+        segs,
+        duration,
+        languages=languages,
+        logprobs=logprob_entries(segs) if "logprobs" in req.include else None,
+        usage=used,
+    ).model_dump(exclude_none=True)
+    return JSONResponse(body)
+
+
+def _candidates(req: Any) -> list[str]:
+    if req.languages:
+        return list(req.languages)
+    return [req.language] if req.language else []
+
+
+async def stream(
+    items: AsyncIterator[Any],
+    audio: np.ndarray,
+    rate: int,
+    *,
+    req: Any,
+    usage: Usage,
+    known: list[KnownSpeaker],
+    threshold: float,
+    on_done: Callable[[], None] | None = None,
+) -> AsyncIterator[bytes]:
+    """Server-sent ``transcript.text.delta`` per generation step's text, ``transcript.text.segment`` per
+    completed segment (diarized_json), then ``transcript.text.done``; an ``error`` event on failure."""
+    duration = audio.shape[0] / rate
+    want_logprobs = "logprobs" in req.include
+    diarized = req.response_format == "diarized_json"
+    matcher = SpeakerMatcher(known, threshold) if known and diarized else None
+    builder = DeltaBuilder()
+    kept: list[tx.Seg] = []
+    logprobs: list[dict[str, Any]] = []
+    letters: dict[Any, str] = {}
+    live = False  # text of the current segment already streamed step by step
+
+    def delta_event(text: str, entries: list[Any]) -> bytes:
+        event: dict[str, Any] = {"type": "transcript.text.delta", "delta": text, "segment_id": f"seg_{len(kept)}"}
+        if want_logprobs:
+            wire = [e.wire() for e in entries]
+            logprobs.extend(wire)
+            event["logprobs"] = wire
+        return _event(event)
+
+    try:
+        async for item in items:
+            if isinstance(item, TextPiece):
+                live = True
+                d = builder.piece(item.text, item.logprob, item.token_ids)
+                if d.text:
+                    yield delta_event(d.text, d.logprobs)
+                continue
+            if not live:  # a segment whose text was not streamed (long audio): its steps now
+                for p in item.pieces:
+                    d = builder.piece(p.text, p.logprob, p.token_ids)
+                    if d.text:
+                        yield delta_event(d.text, d.logprobs)
+            live = False
+            end = builder.end_segment(item.text)
+            if end.text:
+                yield delta_event(end.text, end.logprobs)
+            clean = tx.normalize([tx.Seg(item.start, item.end, item.text, item.speaker, item.pieces)], duration)
+            if not clean:
+                continue
+            s = clean[0]
+            if diarized:
+                label = await _label(s, letters, matcher, audio, rate)
+                yield _event(
+                    {
+                        "type": "transcript.text.segment",
+                        "id": f"seg_{len(kept)}",
+                        "start": round(s.start, 3),
+                        "end": round(s.end, 3),
+                        "text": s.text,
+                        "speaker": label,
+                    }
+                )
+            kept.append(s)
+        if on_done is not None:
+            on_done()
+        text = tx.full_text(kept)
+        if text != builder.text:
+            log.warning("streamed deltas differ from the final text (a repetition loop was recovered)")
+        done: dict[str, Any] = {"type": "transcript.text.done", "text": text}
+        languages = await asyncio.to_thread(detect_languages, [s.text for s in kept], _candidates(req))
+        done["languages"] = [{"code": c} for c in languages]
+        if want_logprobs:
+            done["logprobs"] = logprobs
+        done["usage"] = usage_for(req.model, duration, usage).model_dump()
+        yield _event(done)
+    except Exception as exc:
+        if isinstance(exc, APIError):
+            body = exc.body()
+        else:
+            log.exception("streaming transcription failed")
+            body = {
+                "error": {
+                    "message": "Transcription failed.",
+                    "type": "server_error",
+                    "param": None,
+                    "code": "internal_error",
+                }
+            }
+        yield _event({"type": "error", **body})
+
+
+async def _label(
+    s: tx.Seg, letters: dict[Any, str], matcher: SpeakerMatcher | None, audio: np.ndarray, rate: int
+) -> str:
+    """The speaker label of a streamed segment: a known name (decided at the speaker's first turn) or a letter."""
+    if matcher is not None and s.speaker not in letters and s.speaker not in matcher.taken:
+        name = await asyncio.to_thread(matcher.name_new, audio, rate, s.speaker, [(s.start, s.end)])
+        if name is None:
+            tx.speaker_label(s.speaker, letters)
+    if matcher is not None and s.speaker in matcher.taken:
+        return matcher.taken[s.speaker]
+    return tx.speaker_label(s.speaker, letters)
