@@ -15,7 +15,7 @@ from fastapi.routing import APIRoute, APIWebSocketRoute
 from vibevoice_api.shared.app import create_app
 from vibevoice_api.shared.openapi import install_openapi
 
-from .routes import discovery, health, realtime, speech, transcription
+from .routes import discovery, health, playground, realtime, speech, transcription
 from .settings import GatewaySettings
 from .upstream import Upstream
 
@@ -52,6 +52,7 @@ def build_app(settings: GatewaySettings | None = None) -> FastAPI:
     for module in (speech, transcription, discovery, realtime):
         app.include_router(module.router)
         add_unversioned_aliases(app, module.router, UNVERSIONED)
+    app.include_router(playground.router)
     install_openapi(app)
     return app
 

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from .docs import install_docs
 from .error_handlers import install_error_handlers
 from .health import ReadinessProbe
 from .health import router as health_router
@@ -31,7 +32,10 @@ def create_app(
     ``readiness(app)`` returns ``(ready, details)`` (or an awaitable of it); ``/ready`` answers 200 or 503 from it.
     ``admission`` = (limit, paths): more than ``limit`` requests in progress on ``paths`` get 429.
     """
-    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+    app = FastAPI(
+        title=title, description=description, version=version, lifespan=lifespan, docs_url=None, redoc_url=None
+    )
+    install_docs(app)  # /docs and /redoc with their assets served here, not from a CDN
     app.state.settings = settings
     app.state.service = service
     app.state.readiness = readiness

@@ -156,7 +156,9 @@ class APIKeyMiddleware:
     """Bearer-key auth for HTTP and WebSocket; some paths stay public by policy."""
 
     ALWAYS_PUBLIC = ("/health", "/ready", "/livez", "/readyz")
-    DOCS = ("/", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect")
+    DOCS = ("/", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect", "/playground")
+    PAGE_ASSETS = ("/docs/assets/", "/playground/")  # the docs' and the playground's static files
+    KEY_SUBPROTOCOL = "openai-insecure-api-key."  # browsers cannot set WebSocket headers (OpenAI's convention)
     DISCOVERY = ("/v1/models", "/v1/audio/models", "/v1/audio/voices", "/models", "/audio/models", "/audio/voices")
 
     def __init__(
@@ -170,7 +172,7 @@ class APIKeyMiddleware:
 
     def _is_public(self, scope: Scope) -> bool:
         path = scope.get("path", "")
-        if path in self.ALWAYS_PUBLIC or path in self.DOCS:
+        if path in self.ALWAYS_PUBLIC or path in self.DOCS or path.startswith(self.PAGE_ASSETS):
             return True
         if scope.get("method") == "OPTIONS":
             return True  # CORS preflight carries no credentials
@@ -187,13 +189,41 @@ class APIKeyMiddleware:
             if scheme.lower() == "bearer" and value.strip():
                 return value.strip()
             return None
-        return _header(scope, b"x-api-key") or _header(scope, b"api-key")
+        return _header(scope, b"x-api-key") or _header(scope, b"api-key") or self._subprotocol_key(scope)
+
+    def _subprotocol_key(self, scope: Scope) -> str | None:
+        for proto in scope.get("subprotocols", ()) if scope["type"] == "websocket" else ():
+            if proto.startswith(self.KEY_SUBPROTOCOL) and len(proto) > len(self.KEY_SUBPROTOCOL):
+                return proto[len(self.KEY_SUBPROTOCOL) :]
+        return None
+
+    @classmethod
+    def _browser_websocket(cls, scope: Scope, send: Send) -> tuple[Scope, Send]:
+        """A key sent as a subprotocol becomes an Authorization header (never echoed back), and the handshake
+        answers 'realtime' when the client offered it: browsers drop a connection that gets no subprotocol."""
+        offered = list(scope.get("subprotocols", ()))
+        keys = [p for p in offered if p.startswith(cls.KEY_SUBPROTOCOL)]
+        if not offered:
+            return scope, send
+        headers = list(scope.get("headers", ()))
+        if keys and _header(scope, b"authorization") is None:
+            headers.append((b"authorization", b"Bearer " + keys[0][len(cls.KEY_SUBPROTOCOL) :].encode()))
+        scope = {**scope, "headers": headers, "subprotocols": [p for p in offered if p not in keys]}
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "websocket.accept" and not message.get("subprotocol") and "realtime" in offered:
+                message = {**message, "subprotocol": "realtime"}
+            await send(message)
+
+        return scope, send_wrapper
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        presented = self._presented_key(scope) if scope["type"] in ("http", "websocket") else None
+        if scope["type"] == "websocket":
+            scope, send = self._browser_websocket(scope, send)
         if scope["type"] not in ("http", "websocket") or not self.keys or self._is_public(scope):
             await self.app(scope, receive, send)
             return
-        presented = self._presented_key(scope)
         if presented is not None and keys_match(presented, self.keys):
             await self.app(scope, receive, send)
             return

@@ -77,6 +77,7 @@ async def root(upstream: UpstreamDep) -> dict[str, Any]:
         "base_url": "/v1",
         "endpoints": ENDPOINTS,
         "docs": "/docs",
+        "playground": "/playground",
         "services": {s.backend.name: s.backend.url for s in upstream.router.states},
         "time": int(time.time()),
     }
