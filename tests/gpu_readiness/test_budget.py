@@ -110,3 +110,11 @@ def test_deploy_readme_documents_the_limits_the_code_computes():
     start = lines.index(limits_table()[0])  # the table's header row
     table = list(itertools.takewhile(lambda line: line.startswith("|"), lines[start:]))
     assert table == limits_table()
+
+
+@pytest.mark.parametrize(("env", "expected"), [("", None), ("600", 600.0)])
+def test_the_budget_setting_is_auto_when_unset_or_empty(env, expected, monkeypatch):
+    from vibevoice_api.asr.settings import ASRSettings
+
+    monkeypatch.setenv("VIBEVOICE_ASR_BATCH_AUDIO_SECONDS", env)
+    assert ASRSettings().asr_batch_audio_seconds == expected

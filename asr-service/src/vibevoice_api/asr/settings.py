@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from vibevoice_api.shared.identity import ModelIdentity, split_aliases
 from vibevoice_api.shared.model_names import parse_patterns
 from vibevoice_api.shared.model_settings import ModelServiceSettings
@@ -78,6 +78,11 @@ class ASRSettings(ModelServiceSettings):
         None, description="Where the transformers layout of an original checkpoint is written (default ~/.cache)."
     )
     tmp_dir: Path | None = Field(None, description="Where uploads are spooled (default: the system temp dir).")
+
+    @field_validator("asr_batch_audio_seconds", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, v: object) -> object:
+        return None if isinstance(v, str) and not v.strip() else v  # `VIBEVOICE_ASR_BATCH_AUDIO_SECONDS=` = auto
 
     @property
     def asr_model_path(self) -> Path:
