@@ -252,17 +252,24 @@ def test_realtime_names_voices_and_refusals(live_stack):
         assert err["type"] == "error" and err["error"]["param"] == "session.audio.output.voice"
         ok = c.update({"type": "realtime", "audio": {"output": {"voice": "carter"}}})
         assert ok["session"]["audio"]["output"]["voice"] == "carter"
-        # No tool to hand a user turn to: the response fails instead of inventing an answer.
-        c.send(
-            {
-                "type": "conversation.item.create",
-                "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hi"}]},
-            }
-        )
+        # A typed turn: with the chat tool it is handed over; with no tool it is spoken, as a speech-only
+        # realtime client (Open WebUI's openai-realtime TTS engine) expects.
+        text_item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hi there."}]}
+        c.send({"type": "conversation.item.create", "item": text_item})
         c.until("conversation.item.done")
-        c.send({"type": "response.create", "response": {"tools": []}})
-        done = response_events(c)[-1]["response"]
-        assert done["status"] == "failed" and done["status_details"]["error"]["code"] == "no_tool"
         c.send({"type": "response.create", "response": {}})
         item = next(e["item"] for e in response_events(c) if e["type"] == "response.output_item.done")
-        assert json.loads(item["arguments"]) == {"request": "Hi"}
+        assert json.loads(item["arguments"]) == {"request": "Hi there."}
+        c.send({"type": "response.create", "response": {"tools": [], "input": [text_item]}})
+        pcm, text = spoken(response_events(c))
+        assert text == "Hi there." and pcm
+
+
+def test_a_spoken_turn_without_a_tool_fails_instead_of_inventing_an_answer(live_stack, short_speech_pcm):
+    with call(live_stack) as c:
+        item_id = user_turn(c, short_speech_pcm)
+        c.send({"type": "response.create", "response": {"tools": [], "metadata": {"input_item_id": item_id}}})
+        events = response_events(c)
+        done = events[-1]["response"]
+        assert done["status"] == "failed" and done["status_details"]["error"]["code"] == "no_tool"
+        assert not [e for e in events if e["type"] == "response.output_audio.delta"]

@@ -1,4 +1,4 @@
-"""WebSocket relay for ``/v1/realtime`` (OpenAI Realtime subset spoken by the TTS service)."""
+"""WebSocket relay for ``/v1/realtime`` to the live service or the TTS service."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ import websockets
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from vibevoice_api.shared.logs import REQUEST_ID_HEADER, request_id_var
 
-from .routing import BackendState
-
 log = logging.getLogger("vibevoice_api.gateway.realtime")
 
 
-async def proxy_realtime(ws: WebSocket, state: BackendState, auth: dict[str, str], connect_timeout: float) -> None:
-    """Accept the client, connect upstream, pump frames both ways until either side closes."""
-    url = state.backend.url.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + "/v1/realtime"
+async def proxy_realtime(
+    ws: WebSocket, base_url: str, auth: dict[str, str], connect_timeout: float, service: str = "TTS"
+) -> None:
+    """Accept the client, connect upstream (``base_url``), pump frames both ways until either side closes."""
+    url = base_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + "/v1/realtime"
     if ws.url.query:
         url += "?" + ws.url.query
     headers = {REQUEST_ID_HEADER: request_id_var.get(), **auth}
@@ -36,7 +36,7 @@ async def proxy_realtime(ws: WebSocket, state: BackendState, auth: dict[str, str
                 "error": {
                     "type": "server_error",
                     "code": "service_unavailable",
-                    "message": f"The TTS service is unreachable ({type(exc).__name__}).",
+                    "message": f"The {service} service is unreachable ({type(exc).__name__}).",
                     "param": None,
                 },
             }

@@ -35,6 +35,11 @@ class Backend(BaseModel):
 class GatewaySettings(CommonSettings):
     asr_url: str = Field("http://127.0.0.1:8081", description="Base URL of the ASR service; empty = no ASR.")
     tts_url: str = Field("http://127.0.0.1:8082", description="Base URL of the TTS service; empty = no TTS.")
+    live_url: str = Field(
+        "http://127.0.0.1:8083",
+        description="Base URL of the live service (realtime transcription sessions and voice calls); "
+        "empty = none (realtime names then go to the TTS service's speech-only /v1/realtime).",
+    )
     backends: Annotated[list[Backend], NoDecode] = Field(
         default_factory=list,
         description='Extra upstreams as JSON: [{"name":"tts-b","kind":"tts","url":"http://...","models":["my-tts"]}].',
@@ -53,7 +58,7 @@ class GatewaySettings(CommonSettings):
     max_upload_mb: float = Field(2048.0, gt=0, description="Largest accepted request body, in MiB (413 beyond).")
     model_patterns: Annotated[dict[str, list[str]], NoDecode] = Field(
         default_factory=lambda: {k: list(v) for k, v in DEFAULT_PATTERNS.items()},
-        description='JSON object kind → model-name patterns routed to that kind\'s service (* and ? wildcards, '
+        description="JSON object kind → model-name patterns routed to that kind's service (* and ? wildcards, "
         'case-insensitive; replaces the defaults): {"asr": ["whisper-*", "gpt-*transcribe*"], '
         '"tts": ["tts-*", "gpt-*tts*"], "realtime": ["gpt-realtime*", "gpt-4o*-realtime*"]}. Keep the services\' '
         "VIBEVOICE_ASR_MODEL_PATTERNS / VIBEVOICE_TTS_MODEL_PATTERNS / VIBEVOICE_TTS_REALTIME_MODEL_PATTERNS in step.",

@@ -752,9 +752,14 @@ class Session:
         tools = [t for t in tools if isinstance(t, dict)] if isinstance(tools, list) else self.cfg.tools
         tool = pick_tool(tools, body.get("tool_choice", self.cfg.tool_choice))
         if tool is None:
+            text = _text_of(target)
+            if target.get("id") not in self.turns and text.strip():
+                # A typed turn and no tool to hand it to: speak it, as a speech-only realtime client
+                # (Open WebUI's openai-realtime TTS engine) expects.
+                return "speak", text
             return (
                 "fail",
-                "This server has no language model: a response to a user turn needs a function tool "
+                "This server has no language model: a response to a spoken turn needs a function tool "
                 "with one string parameter (such as generate_chat_completion) to hand the turn to.",
             )
         return "call", (tool[0], tool[1], target)
@@ -947,6 +952,11 @@ class Session:
             if resp.conversation and resp.item["type"] == "message":
                 self.items[resp.item["id"]] = resp.item
         await self._response_done(resp, "cancelled", {"type": "cancelled", "reason": reason})
+
+
+def _text_of(item: dict[str, Any]) -> str:
+    parts = item.get("content") if isinstance(item.get("content"), list) else []
+    return " ".join(str(c.get("text") or c.get("transcript") or "") for c in parts if isinstance(c, dict)).strip()
 
 
 Handler = Callable[[Session, dict[str, Any]], Awaitable[None]]

@@ -1,4 +1,8 @@
-"""``/v1/realtime`` (WebSocket): relayed to the TTS service that serves the requested model."""
+"""``/v1/realtime`` (WebSocket): live sessions to the live service, speech-only sessions to the TTS service.
+
+Transcription sessions (``?intent=transcription``) and realtime model names (``gpt-realtime*``, ...) go to
+the live service when ``VIBEVOICE_LIVE_URL`` is set; everything else (``vibevoice-realtime``, ``tts-1``, no
+model) goes to the TTS service that serves the model, as before."""
 
 from __future__ import annotations
 
@@ -14,6 +18,10 @@ router = APIRouter()
 @router.websocket("/v1/realtime")
 async def realtime(ws: WebSocket) -> None:
     upstream: Upstream = get_upstream(ws)
+    live_url = upstream.settings.live_url.rstrip("/")
+    if live_url and _is_live(upstream, ws.query_params.get("intent"), ws.query_params.get("model")):
+        await proxy_realtime(ws, live_url, upstream.router.upstream_auth(), upstream.settings.connect_timeout, "live")
+        return
     try:
         state = await upstream.router.resolve("tts", ws.query_params.get("model"), realtime=True)
     except APIError as exc:
@@ -21,4 +29,12 @@ async def realtime(ws: WebSocket) -> None:
         await ws.send_json({"type": "error", "error": exc.body()["error"]})
         await ws.close(code=1008)
         return
-    await proxy_realtime(ws, state, upstream.router.upstream_auth(), upstream.settings.connect_timeout)
+    await proxy_realtime(ws, state.backend.url, upstream.router.upstream_auth(), upstream.settings.connect_timeout)
+
+
+def _is_live(upstream: Upstream, intent: str | None, model: str | None) -> bool:
+    if intent == "transcription":
+        return True
+    return bool(model) and (
+        model.strip().lower() == "vibevoice-live" or upstream.router.names.is_kind(model, "realtime")
+    )
