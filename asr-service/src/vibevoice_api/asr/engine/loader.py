@@ -103,6 +103,7 @@ def load(
         raise ModelLoadError(f"Could not load the VibeVoice-ASR weights from {hf_dir}: {exc}") from exc
     model.eval()
     use_reference_encoding(model)  # each recording at its own length, as the model was trained
+    attn = getattr(model.config.text_config, "_attn_implementation", None) or attn  # what the model really runs
     log.info(
         "loaded VibeVoice-ASR (%s layout) from %s on %s as %s with %s attention", layout, folder, dev, torch_dtype, attn
     )
