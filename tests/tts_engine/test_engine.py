@@ -81,25 +81,7 @@ def test_stream_chunks_concatenate_to_synthesis(engine):
     assert len(chunks) >= 2
     assert all(c.size <= 6 * 3200 for c in chunks)
     whole = np.concatenate(chunks)
-    gen = torch.Generator().manual_seed(5)
-    ref = []
-    for ids in engine.split(TEXT):
-        s = engine._new_stream(ids, engine.preset("en-Carter_man"), 1.5, 5, gen)
-        while (w := s.next_window()) is not None:
-            ref.append(w)
-    assert np.array_equal(whole, np.concatenate(ref))
-
-
-def test_concurrent_streams_equal_their_solo_runs(engine):
-    async def one(seed):
-        return np.concatenate([c async for c in engine.stream("Four at once.", "en-Emma_woman", seed=seed)])
-
-    async def together():
-        return await asyncio.gather(*(one(s) for s in range(4)))
-
-    both = asyncio.run(together())
-    solo = [asyncio.run(one(s)) for s in range(4)]
-    assert all(np.array_equal(x, y) for x, y in zip(both, solo, strict=True))
+    assert np.array_equal(whole, engine.synthesize(TEXT, "en-Carter_man", seed=5))
 
 
 def test_cancel_frees_the_slot(models):

@@ -1,19 +1,24 @@
-"""The TTS engine: one model, one worker thread, several utterances interleaved fairly.
+"""The TTS engine: one model, one worker thread, every active utterance advancing in one batch.
 
-Up to ``max_concurrency`` utterances are active at once; the worker gives each active one a speech
-window in turn (round robin), so every client hears audio at the same pace instead of queueing
-behind one long request; up to ``max_queue`` more wait. Each window's audio goes to its client as
-soon as it is decoded. A client that leaves (closing the async generator) frees its slot before the
-next window. Long text is split at sentence boundaries into pieces the model handles well, spoken
-one after another into the same stream (each piece restarts from the voice preset, as the
-reference does for every call).
+Up to ``max_concurrency`` requests are in the batch at once (the batch limit); each engine step gives
+every one of them its next speech latent in one batched pass of the model (see :mod:`.batch`), so
+ten listeners cost little more than one on a GPU. Up to ``max_queue`` more wait; past that a request
+is refused (429). A request joins between windows (within one window of arriving, never behind whole
+utterances); each window's audio goes to its client as soon as it is decoded. A client that leaves
+(closing the async generator) leaves the batch before the next step and frees its slot. Long text is
+split at sentence boundaries into pieces the model handles well, spoken one after another into the
+same stream (each piece restarts from the voice preset, as the reference does for every call).
+Every request has its own voice, cfg scale, step count and random generator (``seed``), so its audio
+is the same alone or batched.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
+import os
 import re
 import threading
 import time
@@ -25,8 +30,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import metrics
+from .batch import Batch, Utterance
 from .errors import EngineBusyError, UnknownVoiceError, VoicePresetError
-from .generate import SpeechStream
+from .solver import BatchSolver
 from .voices import VOICE_NAME, UnsafePresetError, VoiceInfo, VoicePreset, describe, load_preset, scan
 
 log = logging.getLogger("vibevoice_api.tts.engine")
@@ -49,6 +56,7 @@ class EngineConfig:
     latents_per_token: float = 8.0  # generation budget: a safety net well above natural speech (~2.5)
     min_latents: int = 30
     preset_cache: int = 8
+    compile: bool = False  # torch.compile the diffusion head (see compile.py)
 
 
 def prepare_text(text: str) -> str:
@@ -62,12 +70,21 @@ class _Request:
     preset: VoicePreset
     cfg_scale: float
     steps: int
-    generator: torch.Generator | None
+    generator: torch.Generator
     loop: asyncio.AbstractEventLoop
     out: asyncio.Queue
     cancelled: threading.Event = field(default_factory=threading.Event)
-    stream: SpeechStream | None = None
+    utterance: Utterance | None = None  # the piece being spoken (None: joins at the next window)
     piece: int = 0
+    arrived: float = field(default_factory=time.perf_counter)
+    heard: bool = False
+
+
+def new_generator(seed: int | None) -> torch.Generator:
+    """The request's own random generator (CPU, like the reference's draws); a random seed when none."""
+    if seed is None:
+        seed = int.from_bytes(os.urandom(8), "little") >> 1
+    return torch.Generator().manual_seed(int(seed))
 
 
 class TTSEngine:
@@ -85,6 +102,14 @@ class TTSEngine:
         self._cond = threading.Condition()
         self._stop = False
         self._stats = {"windows": 0, "utterances": 0, "audio_seconds": 0.0, "busy_seconds": 0.0}
+        self._steps = 0
+        self._step_sizes: collections.deque[tuple[int, int]] = collections.deque(maxlen=4096)
+        self._solver = BatchSolver(loaded.scheduler)
+        self._compiled = None
+        if cfg.compile:
+            from .compile import compile_parts
+
+            self._compiled = compile_parts(loaded)
         self._worker = threading.Thread(target=self._work, name="tts-worker", daemon=True)
         self._worker.start()
         if not self.voices:
@@ -192,11 +217,11 @@ class TTSEngine:
 
     # ---------------------------------------------------------------- generation
 
-    def _new_stream(
-        self, ids: list[int], preset: VoicePreset, cfg_scale: float, steps: int, generator: torch.Generator | None
-    ) -> SpeechStream:
+    def utterance(
+        self, ids: list[int], preset: VoicePreset, cfg_scale: float, steps: int, generator: torch.Generator
+    ) -> Utterance:
         budget = int(self.cfg.min_latents + self.cfg.latents_per_token * len(ids))
-        return SpeechStream(self.loaded, ids, preset, cfg_scale, steps, generator, budget)
+        return Utterance(ids, preset, cfg_scale, steps, generator, budget)
 
     def synthesize(
         self,
@@ -207,18 +232,22 @@ class TTSEngine:
         cfg_scale: float | None = None,
         steps: int | None = None,
     ) -> np.ndarray:
-        """Whole waveform, synchronously, in this thread (CLI and comparisons).
+        """Whole waveform, synchronously, alone in a batch of its own in this thread (CLI, comparisons).
 
-        With ``seed``, torch's global generator is seeded exactly as the reference demo does.
+        ``seed`` seeds the request's generator; its draws are those of the reference demo after
+        ``torch.manual_seed(seed)``.
         """
-        if seed is not None:
-            torch.manual_seed(seed)
         preset = self.preset(voice_id)
+        gen = new_generator(seed)
+        batch = Batch(self.loaded, self._solver, self._compiled)
         out = []
         for ids in self.split(text):
-            stream = self._new_stream(ids, preset, cfg_scale or self.cfg.cfg_scale, steps or self.cfg.ddpm_steps, None)
-            while (chunk := stream.next_window()) is not None:
-                out.append(chunk)
+            batch.add(self.utterance(ids, preset, cfg_scale or self.cfg.cfg_scale, steps or self.cfg.ddpm_steps, gen))
+            while len(batch):
+                for u in batch.window():
+                    chunk = u.take_audio()
+                    if chunk is not None:
+                        out.append(chunk)
         return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
 
     async def stream(
@@ -230,16 +259,15 @@ class TTSEngine:
         steps: int | None = None,
         seed: int | None = None,
     ) -> AsyncIterator[np.ndarray]:
-        """Float32 chunks at 24 kHz as each speech window is decoded."""
+        """Float32 chunks at 24 kHz as each speech window is decoded; ``seed`` makes them reproducible."""
         preset = await asyncio.to_thread(self.preset, voice_id)
         pieces = self.split(text)
-        gen = torch.Generator().manual_seed(seed if seed is not None else int(torch.randint(0, 2**62, (1,)).item()))
         req = _Request(
             pieces,
             preset,
             cfg_scale or self.cfg.cfg_scale,
             steps or self.cfg.ddpm_steps,
-            gen,
+            new_generator(seed),
             asyncio.get_running_loop(),
             asyncio.Queue(),
         )
@@ -263,6 +291,7 @@ class TTSEngine:
                 self._cond.notify()
 
     def _work(self) -> None:
+        batch = Batch(self.loaded, self._solver, self._compiled)
         while True:
             with self._cond:
                 while not self._stop:
@@ -272,53 +301,88 @@ class TTSEngine:
                     self._cond.wait(timeout=1.0)
                 if self._stop:
                     return
-                req = self._active[0]  # stays counted as active while it runs
-            done = self._advance(req)
-            with self._cond:
-                if req in self._active:
-                    self._active.remove(req)
-                    if not done and not req.cancelled.is_set():
-                        self._active.append(req)  # back of the line: round robin
-                while len(self._active) < self.cfg.max_concurrency and self._waiting:
-                    self._active.append(self._waiting.popleft())
+                joining = [r for r in self._active if r.utterance is None]
+            self._leave(batch)
+            for req in joining:
+                req.utterance = self.utterance(
+                    req.pieces[req.piece], req.preset, req.cfg_scale, req.steps, req.generator
+                )
+                req.utterance.owner = req
+                batch.add(req.utterance)
+            metrics.BATCH_STREAMS.set(len(batch))
+            if not len(batch):
+                continue
+            started = time.perf_counter()
+            try:
+                before = functools.partial(self._before_step, batch)
+                took = batch.window(before_step=before, after_step=self._after_step)
+            except Exception:
+                log.exception("speech generation failed")
+                from vibevoice_api.shared.errors import InternalError
 
-    def _drop_cancelled(self) -> None:
-        for q in (self._active, self._waiting):
-            for r in [r for r in q if r.cancelled.is_set()]:
-                q.remove(r)
+                for u in batch.streams:
+                    self._finish(u.owner, "error", InternalError("Speech generation failed."))
+                batch = Batch(self.loaded, self._solver, self._compiled)
+                continue
+            self._stats["busy_seconds"] += time.perf_counter() - started
+            for u in took:
+                self._after_window(u)
+            metrics.BATCH_STREAMS.set(len(batch))
+
+    def _after_window(self, u: Utterance) -> None:
+        req: _Request = u.owner
+        chunk = u.take_audio()
+        if chunk is not None and not req.cancelled.is_set():
+            self._stats["windows"] += 1
+            self._stats["audio_seconds"] += chunk.shape[0] / SAMPLE_RATE
+            if not req.heard:
+                req.heard = True
+                metrics.ENGINE_FIRST_AUDIO.observe(time.perf_counter() - req.arrived)
+            self._deliver(req, "audio", chunk)
+        if not u.finished:
+            return
+        req.piece += 1
+        req.utterance = None  # the next piece, if any, joins at the next window
+        if req.piece >= len(req.pieces):
+            self._stats["utterances"] += 1
+            self._finish(req, "end", None)
+
+    def _finish(self, req: _Request, kind: str, payload: Any) -> None:
+        self._deliver(req, kind, payload)
+        with self._cond:
+            if req in self._active:
+                self._active.remove(req)
+            self._admit()
+
+    def _leave(self, batch: Batch) -> None:
+        """Cancelled requests leave the batch now and free their slots."""
+        gone = batch.drop(lambda u: u.owner.cancelled.is_set())
+        if gone:
+            with self._cond:
+                for u in gone:
+                    if u.owner in self._active:
+                        self._active.remove(u.owner)
+                self._admit()
+
+    def _before_step(self, batch: Batch) -> None:
+        self._steps += 1
+        self._leave(batch)
+
+    def _after_step(self, size: int, seconds: float) -> None:
+        self._step_sizes.append((self._steps, size))
+        metrics.BATCH_SIZE.observe(size)
+        metrics.STEP_SECONDS.observe(seconds)
+
+    def _admit(self) -> None:
         while len(self._active) < self.cfg.max_concurrency and self._waiting:
             self._active.append(self._waiting.popleft())
 
-    def _advance(self, req: _Request) -> bool:
-        """One window of ``req``; True when the request is complete."""
-        if req.cancelled.is_set():
-            return True
-        started = time.perf_counter()
-        try:
-            if req.stream is None:
-                req.stream = self._new_stream(
-                    req.pieces[req.piece], req.preset, req.cfg_scale, req.steps, req.generator
-                )
-            chunk = req.stream.next_window()
-        except Exception:
-            log.exception("speech generation failed")
-            from vibevoice_api.shared.errors import InternalError
-
-            self._deliver(req, "error", InternalError("Speech generation failed."))
-            return True
-        self._stats["busy_seconds"] += time.perf_counter() - started
-        if chunk is not None:
-            self._stats["windows"] += 1
-            self._stats["audio_seconds"] += chunk.shape[0] / SAMPLE_RATE
-            self._deliver(req, "audio", chunk)
-        if req.stream.finished:
-            req.piece += 1
-            req.stream = None
-            if req.piece >= len(req.pieces):
-                self._stats["utterances"] += 1
-                self._deliver(req, "end", None)
-                return True
-        return req.cancelled.is_set()
+    def _drop_cancelled(self) -> None:
+        for r in [r for r in self._waiting if r.cancelled.is_set()]:
+            self._waiting.remove(r)
+        for r in [r for r in self._active if r.cancelled.is_set() and r.utterance is None]:
+            self._active.remove(r)
+        self._admit()
 
     @staticmethod
     def _deliver(req: _Request, kind: str, payload: Any) -> None:
@@ -337,20 +401,22 @@ class TTSEngine:
             preset = self.preset(voice)
         except VoicePresetError:
             return
-        stream = self._new_stream(
-            self.tokenize("Hello.")[:5],
-            preset,
-            self.cfg.cfg_scale,
-            self.cfg.ddpm_steps,
-            torch.Generator().manual_seed(0),
+        batch = Batch(self.loaded, self._solver, self._compiled)
+        u = self.utterance(
+            self.tokenize("Hello.")[:5], preset, self.cfg.cfg_scale, self.cfg.ddpm_steps, new_generator(0)
         )
-        stream.max_latents = 1
-        stream.next_window()
+        u.max_latents = 1
+        batch.add(u)
+        batch.window()
 
     def stats(self) -> dict[str, Any]:
         with self._cond:
             active, waiting = len(self._active), len(self._waiting)
-        return {**self._stats, "active_streams": active, "queue_depth": waiting}
+        return {**self._stats, "steps": self._steps, "active_streams": active, "queue_depth": waiting}
+
+    def step_sizes(self) -> list[tuple[int, int]]:
+        """(step number, streams advanced) of the latest steps, oldest first."""
+        return list(self._step_sizes)
 
     def close(self) -> None:
         with self._cond:

@@ -32,8 +32,8 @@ SIZES = {
         "hidden": 64,
         "layers": 4,
         "tts": 2,
-        "heads": 4,
-        "kv": 2,
+        "heads": 2,  # head dim 32 (vLLM's CPU attention refuses smaller heads)
+        "kv": 1,
         "ffn": 128,
         "vae": 8,
         "filters": 4,
