@@ -290,3 +290,76 @@ def test_realtime_session_and_sse_share_the_batch(tiny_models, tmp_path):
         assert sse_started.is_set() and len(sse_audio) > 0 and realtime_audio > 0
         single, steps = _batch_size_counts(url)
         assert steps > single  # some steps advanced the realtime and the SSE stream together
+
+
+# ---------------------------------------------------------------------------------------------
+# GPU failures: out of memory is retried alone, a broken GPU fails everyone and is reported.
+
+
+def _failing_head(monkeypatch, eng: TTSEngine, when, exc: Exception) -> None:
+    head = eng.loaded.model.prediction_head
+    real = head.forward
+
+    def forward(noisy, timesteps, condition):
+        if when(noisy.shape[0] // 2):
+            raise exc
+        return real(noisy, timesteps, condition)
+
+    monkeypatch.setattr(head, "forward", forward)
+
+
+def test_out_of_memory_retries_unheard_streams_alone(models, monkeypatch):  # noqa: F811
+    from vibevoice_api.shared.cuda_faults import GPUOutOfMemoryError
+
+    eng = make(models, max_concurrency=2, max_queue=2)
+    try:
+        b_req = ("Joins the batch and is retried alone.", "en-Emma_woman", 21, 1.5, 5)
+        solo_b = alone(eng, *b_req)
+        fired = []
+        _failing_head(
+            monkeypatch,
+            eng,
+            lambda streams: streams > 1 and not fired and not fired.append(1),
+            torch.OutOfMemoryError("CUDA out of memory."),
+        )
+
+        async def scenario():
+            a = eng.stream("Already heard when the batch fails.", "en-Carter_man", seed=20)
+            await a.__anext__()  # the first listener hears audio
+            b = asyncio.ensure_future(listen(eng, *b_req))
+            with pytest.raises(GPUOutOfMemoryError) as e:
+                async for _ in a:
+                    pass
+            return e.value, await b
+
+        err, got_b = asyncio.run(scenario())
+        assert fired and err.status_code == 413 and err.code == "gpu_out_of_memory"
+        assert_same_audio(got_b, solo_b)  # retried from its start, alone: the same audio
+        assert eng.fatal_error is None
+    finally:
+        eng.close()
+
+
+def test_fatal_cuda_error_fails_streams_and_refuses_new_ones(models, monkeypatch):  # noqa: F811
+    from vibevoice_api.shared.cuda_faults import EngineFailedError
+
+    eng = make(models)
+    reasons: list[str] = []
+    eng.on_fatal = reasons.append
+    try:
+        _failing_head(
+            monkeypatch, eng, lambda streams: True, torch.AcceleratorError("CUDA error: device-side assert triggered")
+        )
+
+        async def scenario():
+            with pytest.raises(EngineFailedError):
+                await eng.stream("This will not work.", "en-Carter_man").__anext__()
+            with pytest.raises(EngineFailedError) as e:
+                await eng.stream("Nor this.", "en-Carter_man").__anext__()
+            return e.value
+
+        err = asyncio.run(scenario())
+        assert err.status_code == 503
+        assert eng.fatal_error and "device-side assert" in eng.fatal_error and reasons == [eng.fatal_error]
+    finally:
+        eng.close()

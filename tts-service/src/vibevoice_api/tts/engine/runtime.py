@@ -22,13 +22,15 @@ import os
 import re
 import threading
 import time
-from collections.abc import AsyncIterator
+import traceback
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from vibevoice_api.shared import cuda_faults
 
 from . import metrics
 from .batch import Batch, Utterance
@@ -70,7 +72,7 @@ class _Request:
     preset: VoicePreset
     cfg_scale: float
     steps: int
-    generator: torch.Generator
+    seed: int
     loop: asyncio.AbstractEventLoop
     out: asyncio.Queue
     cancelled: threading.Event = field(default_factory=threading.Event)
@@ -78,13 +80,23 @@ class _Request:
     piece: int = 0
     arrived: float = field(default_factory=time.perf_counter)
     heard: bool = False
+    generator: torch.Generator = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.restart()
+
+    def restart(self) -> None:
+        """From the first piece with a fresh generator (a retry speaks exactly what the first try would)."""
+        self.generator, self.piece, self.utterance = new_generator(self.seed), 0, None
+
+
+def new_seed(seed: int | None) -> int:
+    return int(seed) if seed is not None else int.from_bytes(os.urandom(8), "little") >> 1
 
 
 def new_generator(seed: int | None) -> torch.Generator:
-    """The request's own random generator (CPU, like the reference's draws); a random seed when none."""
-    if seed is None:
-        seed = int.from_bytes(os.urandom(8), "little") >> 1
-    return torch.Generator().manual_seed(int(seed))
+    """A request's own random generator (CPU, like the reference's draws); a random seed when none."""
+    return torch.Generator().manual_seed(new_seed(seed))
 
 
 class TTSEngine:
@@ -103,6 +115,8 @@ class TTSEngine:
         self._stop = False
         self._stats = {"windows": 0, "utterances": 0, "audio_seconds": 0.0, "busy_seconds": 0.0}
         self._steps = 0
+        self.fatal_error: str | None = None  # a broken GPU: /ready reports it and the service must restart
+        self.on_fatal: Callable[[str], None] | None = None  # set by the lifecycle: stops the process for a restart
         self._step_sizes: collections.deque[tuple[int, int]] = collections.deque(maxlen=4096)
         self._solver = BatchSolver(loaded.scheduler)
         self._compiled = None
@@ -267,11 +281,13 @@ class TTSEngine:
             preset,
             cfg_scale or self.cfg.cfg_scale,
             steps or self.cfg.ddpm_steps,
-            new_generator(seed),
+            new_seed(seed),
             asyncio.get_running_loop(),
             asyncio.Queue(),
         )
         with self._cond:
+            if self.fatal_error is not None:
+                raise cuda_faults.EngineFailedError(self.fatal_error)
             if len(self._active) >= self.cfg.max_concurrency and len(self._waiting) >= self.cfg.max_queue:
                 raise EngineBusyError(len(self._waiting))
             (self._active if len(self._active) < self.cfg.max_concurrency else self._waiting).append(req)
@@ -290,8 +306,11 @@ class TTSEngine:
             with self._cond:
                 self._cond.notify()
 
+    def _new_batch(self) -> Batch:
+        return Batch(self.loaded, self._solver, self._compiled)
+
     def _work(self) -> None:
-        batch = Batch(self.loaded, self._solver, self._compiled)
+        batch = self._new_batch()
         while True:
             with self._cond:
                 while not self._stop:
@@ -301,33 +320,95 @@ class TTSEngine:
                     self._cond.wait(timeout=1.0)
                 if self._stop:
                     return
+                if self.fatal_error is not None:
+                    broken = list(self._active) + list(self._waiting)
+                    self._waiting.clear()
+                else:
+                    broken = []
                 joining = [r for r in self._active if r.utterance is None]
+            if broken:
+                batch = self._new_batch()
+                for req in broken:
+                    self._finish(req, "error", cuda_faults.EngineFailedError(self.fatal_error or ""))
+                continue
             self._leave(batch)
             for req in joining:
-                req.utterance = self.utterance(
-                    req.pieces[req.piece], req.preset, req.cfg_scale, req.steps, req.generator
-                )
-                req.utterance.owner = req
-                batch.add(req.utterance)
+                self._join(batch, req)
             metrics.BATCH_STREAMS.set(len(batch))
             if not len(batch):
                 continue
-            started = time.perf_counter()
-            try:
-                before = functools.partial(self._before_step, batch)
-                took = batch.window(before_step=before, after_step=self._after_step)
-            except Exception:
-                log.exception("speech generation failed")
-                from vibevoice_api.shared.errors import InternalError
-
-                for u in batch.streams:
-                    self._finish(u.owner, "error", InternalError("Speech generation failed."))
-                batch = Batch(self.loaded, self._solver, self._compiled)
-                continue
-            self._stats["busy_seconds"] += time.perf_counter() - started
-            for u in took:
-                self._after_window(u)
+            failure = self._window(batch)
+            if failure is not None:
+                owners = [u.owner for u in batch.streams]
+                batch = self._new_batch()  # the failed batch's caches go first
+                self._recover(failure, owners)
             metrics.BATCH_STREAMS.set(len(batch))
+
+    def _join(self, batch: Batch, req: _Request) -> None:
+        req.utterance = self.utterance(req.pieces[req.piece], req.preset, req.cfg_scale, req.steps, req.generator)
+        req.utterance.owner = req
+        batch.add(req.utterance)
+
+    def _window(self, batch: Batch) -> str | None:
+        """One window of ``batch``, its audio delivered; the failure kind (cuda_faults) if it failed."""
+        started = time.perf_counter()
+        try:
+            took = batch.window(before_step=functools.partial(self._before_step, batch), after_step=self._after_step)
+        except Exception as exc:  # noqa: BLE001 - classified, reported to each stream
+            kind = cuda_faults.classify(exc)
+            # The traceback as text: a kept LogRecord with exc_info would pin the failed step's tensors.
+            log.error("speech generation failed (%s): %s", kind, "".join(traceback.format_exception(exc)))
+            if kind == cuda_faults.FATAL and self.fatal_error is None:
+                self.fatal_error = cuda_faults.fatal_reason(exc)
+                log.critical("TTS engine out of order: %s", self.fatal_error)
+                if self.on_fatal is not None:
+                    self.on_fatal(self.fatal_error)
+            return kind
+        self._stats["busy_seconds"] += time.perf_counter() - started
+        for u in took:
+            self._after_window(u)
+        return None
+
+    def _recover(self, kind: str, reqs: list[_Request]) -> None:
+        """After a failed window: retry alone (from the start) the streams nobody has heard yet, fail the rest."""
+        cuda_faults.release_memory()
+        retry, fail = cuda_faults.after_failure(kind, [not r.heard for r in reqs])
+        for i in fail:
+            self._finish(reqs[i], "error", self._error(kind))
+        for i in retry:
+            self._run_alone(reqs[i])
+
+    def _run_alone(self, req: _Request) -> None:
+        req.restart()
+        batch = self._new_batch()
+        while True:
+            with self._cond:
+                if req.cancelled.is_set() and req in self._active:
+                    self._active.remove(req)
+                    self._admit()
+                if req not in self._active:
+                    return
+            if req.utterance is None:
+                self._join(batch, req)
+            failure = self._window(batch)
+            if failure is not None:
+                batch = self._new_batch()
+                cuda_faults.release_memory()
+                self._finish(req, "error", self._error(failure))
+                return
+
+    def _error(self, kind: str) -> Exception:
+        from vibevoice_api.shared.errors import InternalError
+
+        if kind == cuda_faults.FATAL:
+            return cuda_faults.EngineFailedError(self.fatal_error or "a CUDA error")
+        if kind == cuda_faults.OOM:
+            return cuda_faults.GPUOutOfMemoryError(
+                "This speech did not fit in the GPU's free memory, even alone: send shorter input, or have the "
+                "operator lower VIBEVOICE_MAX_CONCURRENCY.",
+                param="input",
+            )
+        return InternalError("Speech generation failed.")
 
     def _after_window(self, u: Utterance) -> None:
         req: _Request = u.owner
