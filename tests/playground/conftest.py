@@ -47,14 +47,15 @@ def mic_wav(speech_wav: Path, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def stack(tiny_models, tmp_path_factory) -> Iterator[dict[str, str]]:
-    """ASR + TTS on tiny models and two gateways in front of them: one open, one that requires a key."""
+    """ASR + TTS on tiny models, the live service, and two gateways in front: one open, one that requires a key."""
     logs = tmp_path_factory.mktemp("playground-stack")
-    p = {k: free_port() for k in ("asr", "tts", "gw", "gw_key")}
+    p = {k: free_port() for k in ("asr", "tts", "live", "gw", "gw_key")}
     env = service_env(tiny_models, VIBEVOICE_TTS_MIN_LATENTS="6", VIBEVOICE_TTS_LATENTS_PER_TOKEN="0.2")
     upstreams = {
         "VIBEVOICE_ASR_URL": f"http://127.0.0.1:{p['asr']}",
         "VIBEVOICE_TTS_URL": f"http://127.0.0.1:{p['tts']}",
     }
+    gateway_env = {**env, **upstreams, "VIBEVOICE_LIVE_URL": f"http://127.0.0.1:{p['live']}"}
     with (
         running(
             [str(BIN / "vibevoice-asr"), "--host", "127.0.0.1", "--port", str(p["asr"])],
@@ -71,14 +72,21 @@ def stack(tiny_models, tmp_path_factory) -> Iterator[dict[str, str]]:
             timeout=240,
         ),
         running(
-            [str(BIN / "vibevoice-gateway"), "--host", "127.0.0.1", "--port", str(p["gw"])],
+            [str(BIN / "vibevoice-live"), "--host", "127.0.0.1", "--port", str(p["live"])],
             {**env, **upstreams},
+            logs / "live.log",
+            f"http://127.0.0.1:{p['live']}/ready",
+            timeout=120,
+        ),
+        running(
+            [str(BIN / "vibevoice-gateway"), "--host", "127.0.0.1", "--port", str(p["gw"])],
+            gateway_env,
             logs / "gw.log",
             f"http://127.0.0.1:{p['gw']}/ready",
         ),
         running(
             [str(BIN / "vibevoice-gateway"), "--host", "127.0.0.1", "--port", str(p["gw_key"])],
-            {**env, **upstreams, "VIBEVOICE_API_KEYS": KEY},
+            {**gateway_env, "VIBEVOICE_API_KEYS": KEY},
             logs / "gw_key.log",
             f"http://127.0.0.1:{p['gw_key']}/ready",
         ),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import re
 import subprocess
@@ -301,6 +302,51 @@ def test_segments_appear_while_the_transcript_streams(stack, page, console, spee
     assert console.errors == []
 
 
+# ----------------------------------------------------------------------------- live
+
+
+def test_live_transcription_from_the_microphone(stack, page, console):
+    """Chromium's fake microphone (a file of speech and silence) streams into a realtime transcription session."""
+    sent: list[dict] = []
+    received: list[dict] = []
+    sockets = []
+
+    def watch(ws):
+        if "/v1/realtime" in ws.url:
+            sockets.append(ws)
+            ws.on("framesent", lambda payload: sent.append(json.loads(payload)))
+            ws.on("framereceived", lambda payload: received.append(json.loads(payload)))
+
+    page.on("websocket", watch)
+    page.goto(stack["gw"] + "/playground")
+    page.get_by_role("button", name="Start live transcription").click()
+    region = page.get_by_role("region", name="Live transcript", exact=True)
+    done = region.locator(".utterance:not(.partial)")
+    expect(done.first).to_be_visible(timeout=LONG)
+    with sockets[0].expect_event("close", timeout=60_000):
+        # Stopping sends the rest of the audio, commits it, and closes once its transcript is in.
+        page.get_by_role("button", name="Stop live transcription").click()
+    expect(page.get_by_role("button", name="Start live transcription")).to_be_visible()
+
+    # The client spoke the GA Realtime protocol: a transcription session, then PCM16 at 24 kHz.
+    assert sent[0]["type"] == "session.update" and sent[0]["session"]["type"] == "transcription"
+    assert sent[0]["session"]["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": 24000}
+    appends = [base64.b64decode(e["audio"]) for e in sent if e["type"] == "input_audio_buffer.append"]
+    assert appends and all(len(a) % 2 == 0 for a in appends)
+    audio = b"".join(appends)
+    assert max(abs(v) for v in memoryview(audio).cast("h")) > 1000  # the microphone's speech, not silence
+    # What the page shows is what the session said: partial deltas, then each item's completed transcript.
+    completed = [e for e in received if e["type"] == "conversation.item.input_audio_transcription.completed"]
+    deltas = [e for e in received if e["type"] == "conversation.item.input_audio_transcription.delta"]
+    assert deltas and completed
+    first = completed[0]
+    assert "".join(d["delta"] for d in deltas if d["item_id"] == first["item_id"]) == first["transcript"]
+    shown = [e["transcript"] for e in completed if e["transcript"].strip()]
+    expect(done).to_have_text(shown)
+    assert [e for e in received if e["type"] == "error"] == []
+    assert console.errors == []
+
+
 # ----------------------------------------------------------------------------- hostile content
 
 HOSTILE = '<img src=x onerror="window.__pwned=1">'
@@ -414,8 +460,35 @@ def test_key_field_appears_when_keys_are_on(stack, page, console):
     key.press("Tab")
     page.get_by_role("button", name="Speak", exact=True).click()
     expect(page.get_by_role("status").filter(has_text="Done")).to_be_visible(timeout=LONG)
+    with page.expect_download() as info:
+        page.get_by_role("link", name=re.compile("Download wav")).click()
+    wav = Path(info.value.path()).read_bytes()
+    # A streamed WAV has no sizes in its header; the page's copy has the real ones.
+    assert wav[:4] == b"RIFF" and int.from_bytes(wav[4:8], "little") == len(wav) - 8
+    rate, seconds = _decode(Path(info.value.path()))
+    assert rate == 24000 and seconds > 0.3
+
+    # Live sessions too: a browser cannot set WebSocket headers, so the key travels as a subprotocol.
+    page.get_by_role("button", name="Start live transcription").click()
+    expect(page.locator("#live-state")).to_have_text("Listening…", timeout=60_000)
+    page.get_by_role("button", name="Stop live transcription").click()
     # Only the refused first attempt is logged by the browser.
-    assert all("401" in e for e in console.errors), console.errors
+    assert len(console.errors) == 1 and "401" in console.errors[0], console.errors
+
+
+def test_websocket_key_as_subprotocol(stack):
+    """What the page relies on: OpenAI's browser convention for keys, answered with the 'realtime' subprotocol."""
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    url = stack["gw_key"].replace("http", "ws", 1) + "/v1/realtime?intent=transcription"
+    with connect(url, subprotocols=["realtime", f"openai-insecure-api-key.{KEY}"], open_timeout=30) as ws:
+        assert ws.subprotocol == "realtime"
+        assert json.loads(ws.recv(timeout=30))["type"] == "session.created"
+    for wrong in (["realtime", "openai-insecure-api-key.nope"], ["realtime"]):
+        with pytest.raises(InvalidStatus) as refused:
+            connect(url, subprotocols=wrong, open_timeout=30)
+        assert refused.value.response.status_code == 403
 
 
 def test_page_without_keys_has_no_key_field(stack, page):

@@ -328,17 +328,21 @@ async function doSpeak() {
     if (format === "pcm" || format === "wav") {
       player = new PcmPlayer(speak.ctx, RATE);
       const wav = format === "wav" ? new WavStripper() : null;
+      const samples = [];
       for (;;) {
         const { value, done } = await reader.read();
         if (done) break;
         chunks.push(value);
         const pcm = wav ? wav.push(value) : value;
+        samples.push(pcm);
         if (wav && player.rate !== wav.rate) player.rate = wav.rate;
         if (player.push(pcm)) markFirst();
       }
       seconds = player.samples / player.rate;
-      const all = concat(chunks);
-      audio.src = URL.createObjectURL(format === "pcm" ? wavFromPcm(all, RATE) : new Blob([all], { type: "audio/wav" }));
+      // A streamed WAV cannot know its length up front; the copy kept here gets a header with the real sizes.
+      const file = wavFromPcm(concat(samples), player.rate);
+      if (wav) chunks.splice(0, chunks.length, new Uint8Array(await file.arrayBuffer()));
+      audio.src = URL.createObjectURL(file);
       audio.dataset.played = "webaudio";
     } else if ((format === "mp3" || format === "aac") && window.MediaSource && MediaSource.isTypeSupported(format === "mp3" ? "audio/mpeg" : "audio/aac")) {
       audio.dataset.played = "stream";
