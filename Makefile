@@ -21,15 +21,15 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(VENV)/.installed: $(BIN)/python shared/pyproject.toml gateway/pyproject.toml asr-service/pyproject.toml tts-service/pyproject.toml requirements-dev.txt
+$(VENV)/.installed: $(BIN)/python shared/pyproject.toml gateway/pyproject.toml asr-service/pyproject.toml tts-service/pyproject.toml live/pyproject.toml requirements-dev.txt
 	$(BIN)/pip install -q torch==$(TORCH_VERSION)
-	$(BIN)/pip install -q -e shared -e gateway -e asr-service -e tts-service -r requirements-dev.txt
+	$(BIN)/pip install -q -e shared -e gateway -e asr-service -e tts-service -e live -r requirements-dev.txt
 	# GE2E voice-encoder weights for known speakers (--no-deps: its librosa/webrtcvad imports are never used);
 	# py3langid declares numpy>=2 but runs on numpy 1.26 (NGC images pin it).
 	$(BIN)/pip install -q --no-deps resemblyzer==0.1.4 py3langid==0.4.0
 	@touch $@
 
-install: $(VENV)/.installed ## create .venv with the four packages and the test tools (CPU torch)
+install: $(VENV)/.installed ## create .venv with the five packages and the test tools (CPU torch)
 
 system-deps: ## apt-get install ffmpeg, espeak-ng, sox and chromium when missing (test fixtures, decoder, browser tests)
 	@missing=""; for p in $(APT_PACKAGES); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
@@ -55,7 +55,7 @@ tiny-models: install ## write tiny random models + voice presets in the VIBEVOIC
 	$(BIN)/python -m vibevoice_api.asr.engine.tiny $(DIR)
 	$(BIN)/python -m vibevoice_api.tts.engine.tiny $(DIR)
 
-run: install ## gateway :8080 + ASR :8081 + TTS :8082 as local processes on MODEL_DIR (Ctrl-C stops all)
+run: install ## gateway :8080 + ASR :8081 + TTS :8082 + live :8083 as local processes on MODEL_DIR (Ctrl-C stops all)
 	VIBEVOICE_MODEL_DIR=$(MODEL_DIR) $(BIN)/python deploy/local/run_stack.py
 
 run-tiny: install ## same as `make run`, on tiny random models (no weights needed)

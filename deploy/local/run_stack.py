@@ -1,7 +1,8 @@
-"""`make run`: gateway + ASR + TTS as local processes, logs interleaved with a prefix, Ctrl-C stops all.
+"""`make run`: gateway + ASR + TTS + live as local processes, logs interleaved with a prefix, Ctrl-C stops all.
 
-Ports come from VIBEVOICE_GATEWAY_PORT / VIBEVOICE_ASR_PORT / VIBEVOICE_TTS_PORT (8080/8081/8082);
-set VIBEVOICE_RUN_ONLY=asr or tts to start one service without the other.
+Ports come from VIBEVOICE_GATEWAY_PORT / VIBEVOICE_ASR_PORT / VIBEVOICE_TTS_PORT / VIBEVOICE_LIVE_PORT
+(8080/8081/8082/8083); set VIBEVOICE_RUN_ONLY=asr or tts to start one service without the other (and
+without the live service, which needs both).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import threading
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
-COLORS = {"gateway": "\033[36m", "asr": "\033[35m", "tts": "\033[33m"}
+COLORS = {"gateway": "\033[36m", "asr": "\033[35m", "tts": "\033[33m", "live": "\033[32m"}
 
 
 def pump(name: str, stream) -> None:
@@ -31,13 +32,15 @@ def main() -> int:
         "gateway": os.environ.get("VIBEVOICE_GATEWAY_PORT", "8080"),
         "asr": os.environ.get("VIBEVOICE_ASR_PORT", "8081"),
         "tts": os.environ.get("VIBEVOICE_TTS_PORT", "8082"),
+        "live": os.environ.get("VIBEVOICE_LIVE_PORT", "8083"),
     }
     only = os.environ.get("VIBEVOICE_RUN_ONLY", "").strip()
-    names = [n for n in ("asr", "tts") if not only or n == only] + ["gateway"]
+    names = [n for n in ("asr", "tts") if not only or n == only] + ([] if only else ["live"]) + ["gateway"]
     env = dict(os.environ)
     env.setdefault("VIBEVOICE_LOG_FORMAT", "text")
     env.setdefault("VIBEVOICE_ASR_URL", f"http://127.0.0.1:{ports['asr']}" if "asr" in names else "")
     env.setdefault("VIBEVOICE_TTS_URL", f"http://127.0.0.1:{ports['tts']}" if "tts" in names else "")
+    env.setdefault("VIBEVOICE_LIVE_URL", f"http://127.0.0.1:{ports['live']}" if "live" in names else "")
     procs: dict[str, subprocess.Popen] = {}
     for name in names:
         cmd = [str(BIN / f"vibevoice-{name}"), "--host", host, "--port", ports[name]]

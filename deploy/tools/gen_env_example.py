@@ -8,6 +8,7 @@ import sys
 
 from vibevoice_api.asr.settings import ASRSettings
 from vibevoice_api.gateway.settings import GatewaySettings
+from vibevoice_api.live.settings import LiveSettings
 from vibevoice_api.shared.settings import CommonSettings
 from vibevoice_api.tts.settings import TTSSettings
 
@@ -69,6 +70,8 @@ def render() -> str:
     out += section("model services (asr and tts)", ASRSettings, (set(ASRSettings.model_fields) - model_common) | common)
     out += section("asr service", ASRSettings, model_common | common)
     out += section("tts service", TTSSettings, model_common | common)
+    # The live service also reads VIBEVOICE_ASR_URL, _TTS_URL, _UPSTREAM_API_KEY, _CONNECT_TIMEOUT (as above).
+    out += section("live service (realtime sessions)", LiveSettings, common | set(GatewaySettings.model_fields))
     out.append("# ---- docker compose only " + "-" * 66)
     for name, default, desc in COMPOSE_ONLY:
         out += [f"# {desc}", f"{name}={default}"]

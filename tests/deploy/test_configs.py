@@ -16,7 +16,7 @@ DEPLOY = REPO / "deploy"
 DOCKERFILES = sorted((DEPLOY / "docker").glob("Dockerfile.*"))
 COMPOSE = sorted(DEPLOY.glob("docker-compose*.yml"))
 K8S = sorted(p for p in (DEPLOY / "k8s").glob("*.yaml") if p.name != "kustomization.yaml")
-PORTS = {"gateway": 8080, "asr": 8081, "tts": 8082}
+PORTS = {"gateway": 8080, "asr": 8081, "tts": 8082, "live": 8083}
 
 
 def compose_binary() -> Path:
@@ -31,10 +31,11 @@ def compose_binary() -> Path:
 def all_settings_env() -> set[str]:
     from vibevoice_api.asr.settings import ASRSettings
     from vibevoice_api.gateway.settings import GatewaySettings
+    from vibevoice_api.live.settings import LiveSettings
     from vibevoice_api.tts.settings import TTSSettings
 
     names = set()
-    for cls in (GatewaySettings, ASRSettings, TTSSettings):
+    for cls in (GatewaySettings, ASRSettings, TTSSettings, LiveSettings):
         names |= {f"VIBEVOICE_{n.upper()}" for n in cls.model_fields}
     return names
 
@@ -150,7 +151,7 @@ def test_ports_and_health_paths_match_the_console_scripts():
         assert f"127.0.0.1:{PORTS[svc]}/{'health' if svc == 'gateway' else 'ready'}" in text
     for f in COMPOSE:
         for name, svc in (yaml.safe_load(f.read_text()).get("services") or {}).items():
-            if name in ("asr", "tts"):
+            if name in ("asr", "tts", "live"):
                 assert f"127.0.0.1:{PORTS[name]}/ready" in " ".join(svc["healthcheck"]["test"])
     for f in K8S:
         for doc in yaml.safe_load_all(f.read_text()):
@@ -160,12 +161,13 @@ def test_ports_and_health_paths_match_the_console_scripts():
                 assert c["ports"][0]["containerPort"] == PORTS[name]
                 if name != "gateway":
                     assert c["readinessProbe"]["httpGet"]["path"] == "/ready"
+                if name in ("asr", "tts"):
                     assert c["resources"]["limits"]["nvidia.com/gpu"] == 1
     for script, port in PORTS.items():
         assert serve_parser(f"vibevoice-{script}", port, "").parse_args([]).port == port
         src = (
             REPO
-            / ("gateway" if script == "gateway" else f"{script}-service")
+            / (script if script in ("gateway", "live") else f"{script}-service")
             / "src"
             / "vibevoice_api"
             / script

@@ -15,10 +15,10 @@ KEY = "live-test-key"
 
 @pytest.fixture(scope="session")
 def live_stack(tiny_models, tmp_path_factory):
-    """Real processes, API keys on everywhere, as deployed: live → ASR/TTS."""
+    """Real processes, API keys on everywhere, as deployed: live → ASR/TTS (the client's key is passed on)."""
     logs = tmp_path_factory.mktemp("live-stack")
     asr_port, tts_port, live_port = free_port(), free_port(), free_port()
-    common = service_env(tiny_models, VIBEVOICE_API_KEYS=KEY, VIBEVOICE_UPSTREAM_API_KEY=KEY)
+    common = service_env(tiny_models, VIBEVOICE_API_KEYS=KEY)
     urls = {"VIBEVOICE_ASR_URL": f"http://127.0.0.1:{asr_port}", "VIBEVOICE_TTS_URL": f"http://127.0.0.1:{tts_port}"}
     with (
         running(

@@ -97,7 +97,7 @@ class Session:
         self.started = time.monotonic()
         self.expires_at = int(time.time() + settings.live_max_session_seconds)
         self.cfg = SessionConfig(type=session_type, model=model, voice=settings.live_default_voice)
-        self.cfg.transcription_model = settings.asr_model
+        self.cfg.transcription_model = settings.live_asr_model
         self._send_lock = asyncio.Lock()
         # input side
         self.buffer = SampleBuffer()
@@ -115,6 +115,7 @@ class Session:
         self.response: Response | None = None
         self.tasks: set[asyncio.Task[Any]] = set()
         self.last_event = time.monotonic()
+        self.upstream_headers = services.auth_for(ws.headers.get("authorization"))
 
     # ------------------------------------------------------------------ sending
 
@@ -277,7 +278,7 @@ class Session:
         if new.type != self.cfg.type and (self.items or len(self.buffer) or self.response):
             raise ProtocolError("The session type cannot change once audio or items exist.", param="session.type")
         if new.voice != self.cfg.voice and new.type == "realtime":
-            presets = await self.services.voices()
+            presets = await self.services.voices(self.upstream_headers)
             if presets is not None and not voice_known(new.voice, presets):
                 raise ProtocolError(
                     f"Unknown voice {new.voice!r}: use an OpenAI voice name or a preset of GET /v1/audio/voices.",
@@ -504,7 +505,9 @@ class Session:
         transcript: str | None = None
         usage: Any = None
         try:
-            async for ev in self.services.transcribe(wav, language=self.cfg.language, prompt=self.cfg.prompt):
+            async for ev in self.services.transcribe(
+                wav, language=self.cfg.language, prompt=self.cfg.prompt, headers=self.upstream_headers
+            ):
                 kind = ev.get("type")
                 if kind == "transcript.text.delta":
                     text_parts.append(ev.get("delta", ""))
@@ -904,7 +907,7 @@ class Session:
                 {"type": "response.output_audio_transcript.delta", **part, "delta": (" " if spoken else "") + piece}
             )
             spoken.append(piece)
-            async for chunk in self.services.speak(piece, self.cfg.voice, self.cfg.speed):
+            async for chunk in self.services.speak(piece, self.cfg.voice, self.cfg.speed, self.upstream_headers):
                 data = carry + chunk
                 whole = len(data) - len(data) % 2
                 carry = data[whole:]
@@ -980,7 +983,7 @@ def session_type_for(intent: str | None, model: str | None, settings: LiveSettin
     if intent not in (None, "", "transcription", "realtime"):
         raise ProtocolError(f"Unknown intent {intent!r}: use transcription.", param="intent")
     if intent == "transcription":
-        return "transcription", model or settings.asr_model
+        return "transcription", model or settings.live_asr_model
     if not model:
         raise ProtocolError(
             "Give ?model= (a realtime model such as gpt-realtime) or ?intent=transcription.",

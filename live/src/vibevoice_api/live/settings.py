@@ -14,8 +14,8 @@ class LiveSettings(CommonSettings):
     asr_url: str = Field("http://127.0.0.1:8081", description="Base URL of the ASR service (transcription).")
     tts_url: str = Field("http://127.0.0.1:8082", description="Base URL of the TTS service (spoken answers).")
     upstream_api_key: str = Field("", description="Bearer key sent to the ASR and TTS services.")
-    asr_model: str = Field("vibevoice-asr", description="Model id sent to the ASR service.")
-    tts_model: str = Field("vibevoice-realtime", description="Model id sent to the TTS service.")
+    live_asr_model: str = Field("vibevoice-asr", description="Model id sent to the ASR service.")
+    live_tts_model: str = Field("vibevoice-realtime", description="Model id sent to the TTS service.")
     live_models: CommaList = Field(
         default_factory=lambda: list(REALTIME_MODEL_PATTERNS),
         description="Realtime model names accepted (comma-separated fnmatch patterns).",
@@ -28,7 +28,10 @@ class LiveSettings(CommonSettings):
     live_max_sessions: int = Field(200, ge=1, description="Sessions open at once; more are refused with an error.")
     live_max_session_seconds: float = Field(3600.0, gt=0, description="Longest session; then session_expired.")
     live_idle_timeout_seconds: float = Field(
-        600.0, gt=0, description="A session with no client event for this long ends (idle_timeout error, close)."
+        600.0,
+        gt=0,
+        description="A session with no client event and no job running for this long ends "
+        "(session_idle_timeout error, close).",
     )
     live_max_event_kb: int = Field(2048, ge=16, description="Largest client event (JSON text), KiB.")
     live_max_append_kb: int = Field(1024, ge=1, description="Largest audio in one input_audio_buffer.append, KiB.")

@@ -60,9 +60,17 @@ class Services:
     async def aclose(self) -> None:
         await self.client.aclose()
 
-    async def transcribe(self, wav: bytes, *, language: str | None, prompt: str | None) -> AsyncIterator[dict]:
+    def auth_for(self, client_authorization: str | None) -> dict[str, str]:
+        """The upstream key if one is set, else the client's own Authorization (as the gateway does)."""
+        if self.headers or not client_authorization:
+            return dict(self.headers)
+        return {"authorization": client_authorization}
+
+    async def transcribe(
+        self, wav: bytes, *, language: str | None, prompt: str | None, headers: dict[str, str]
+    ) -> AsyncIterator[dict]:
         """The ASR service's SSE events (``transcript.text.delta/segment/done``) while it decodes."""
-        data = {"model": self.settings.asr_model, "stream": "true", "response_format": "diarized_json"}
+        data = {"model": self.settings.live_asr_model, "stream": "true", "response_format": "diarized_json"}
         if language:
             data["language"] = language
         if prompt:
@@ -70,7 +78,7 @@ class Services:
         url = self.settings.asr_url.rstrip("/") + "/v1/audio/transcriptions"
         try:
             async with self.client.stream(
-                "POST", url, data=data, files={"file": ("turn.wav", wav, "audio/wav")}, headers=self.headers
+                "POST", url, data=data, files={"file": ("turn.wav", wav, "audio/wav")}, headers=headers
             ) as r:
                 await _raise_for(r, "ASR")
                 async for line in r.aiter_lines():
@@ -81,14 +89,14 @@ class Services:
         except httpx.TransportError as exc:
             raise _unavailable("ASR", exc) from exc
 
-    async def speak(self, text: str, voice: str, speed: float) -> AsyncIterator[bytes]:
+    async def speak(self, text: str, voice: str, speed: float, headers: dict[str, str]) -> AsyncIterator[bytes]:
         """Raw PCM16 24 kHz bytes as the TTS service produces them."""
         url = self.settings.tts_url.rstrip("/") + "/v1/audio/speech"
-        body = {"model": self.settings.tts_model, "input": text, "voice": voice, "response_format": "pcm"}
+        body = {"model": self.settings.live_tts_model, "input": text, "voice": voice, "response_format": "pcm"}
         if speed != 1.0:
             body["speed"] = speed
         try:
-            async with self.client.stream("POST", url, json=body, headers=self.headers) as r:
+            async with self.client.stream("POST", url, json=body, headers=headers) as r:
                 await _raise_for(r, "TTS")
                 async for chunk in r.aiter_raw():
                     if chunk:
@@ -96,12 +104,12 @@ class Services:
         except httpx.TransportError as exc:
             raise _unavailable("TTS", exc) from exc
 
-    async def voices(self) -> list[tuple[str, str]] | None:
+    async def voices(self, headers: dict[str, str]) -> list[tuple[str, str]] | None:
         """The TTS service's presets (cached once known); None when it cannot be asked."""
         if self._voices is None:
             try:
                 r = await self.client.get(
-                    self.settings.tts_url.rstrip("/") + "/v1/audio/voices", headers=self.headers, timeout=5
+                    self.settings.tts_url.rstrip("/") + "/v1/audio/voices", headers=headers, timeout=5
                 )
                 r.raise_for_status()
                 self._voices = [(v["id"], v.get("name") or v["id"]) for v in r.json()["voices"]]
