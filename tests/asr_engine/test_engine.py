@@ -91,6 +91,23 @@ def test_batch_rows_match_solo_logits(engines):
     assert torch.allclose(lb, ls, atol=1e-4)
 
 
+def test_the_tiny_model_hears_its_audio(engines):
+    """Audio embeddings as large as text embeddings, and different audio moves the next-token logits by
+    as much as their own spread (default initialisation left the encoders' output near 1e-8)."""
+    lo = engines["hf"].loaded
+    noise = (0.1 * np.random.default_rng(0).standard_normal(2 * SR)).astype(np.float32)
+    logits = []
+    for audio in (tone(2.0), tone(2.0, 800), noise):
+        inputs = lo.processor(text=[build_prompt(None)], audio=[audio], return_tensors="pt")
+        with torch.no_grad():
+            out = lo.model(**inputs, sample=False)
+            text_scale = lo.model.get_input_embeddings()(inputs["input_ids"]).std()
+        assert out.audio_hidden_states.std() > text_scale
+        logits.append(out.logits[0, -1])
+    for other in logits[1:]:
+        assert (logits[0] - other).abs().max() > logits[0].std()
+
+
 def test_concurrent_requests_share_a_batch(engines):
     eng = engines["hf"]
     sizes: list[int] = []
@@ -113,23 +130,26 @@ def test_stream_yields_then_ends(engines):
 
 
 def test_cancelled_stream_stops_generation(layouts):
-    eng = ASREngine.load(EngineConfig(model_dir=layouts["hf"], device="cpu", min_new_tokens=4000))
+    """A client that leaves stops its generation at the next token: far fewer steps than its budget."""
+    budget = 4000
+    eng = ASREngine.load(EngineConfig(model_dir=layouts["hf"], device="cpu", min_new_tokens=budget))
+    steps = []
+    eng.loaded.model.get_output_embeddings().register_forward_hook(lambda *a: steps.append(1))
     try:
 
         async def go():
             gen = eng.transcribe_stream(tone(1.0))
             task = asyncio.ensure_future(gen.__anext__())
-            await asyncio.sleep(0.3)
+            while len(steps) < 3:  # generating (parsing never completes a segment on random weights)
+                await asyncio.sleep(0.01)
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
             await gen.aclose()
-            for _ in range(100):  # the worker notices at the next token and frees itself
-                if eng.stats()["batches"] >= 1:
-                    return True
+            while eng.stats()["batches"] < 1:  # the worker notices at the next token and frees itself
                 await asyncio.sleep(0.05)
-            return False
 
-        assert asyncio.run(go())
+        asyncio.run(asyncio.wait_for(go(), timeout=600))  # the bound only guards against a hang
+        assert len(steps) < budget // 10
     finally:
         eng.close()
 

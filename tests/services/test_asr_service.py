@@ -293,3 +293,21 @@ def _duration(path) -> float:
         check=True,
     ).stdout
     return float(out)
+
+
+def test_different_recordings_give_different_transcripts(client, speech_wav, tmp_path):
+    """The model hears its input: speech, a tone and noise give three different greedy transcripts, and the
+    same recording again gives the same one (a broken decoder, resampler, loudness normaliser or encoder
+    weight mapping would make them collapse or wander)."""
+    ffmpeg = ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i"]
+    tone, noise = tmp_path / "tone.wav", tmp_path / "noise.wav"
+    subprocess.run([*ffmpeg, "sine=frequency=440:duration=2.5", "-ar", "16000", str(tone)], check=True)
+    subprocess.run([*ffmpeg, "anoisesrc=d=2.5:c=pink:a=0.3:seed=5", "-ar", "44100", str(noise)], check=True)
+
+    def transcribe(path) -> str:
+        with open(path, "rb") as f:
+            return client.audio.transcriptions.create(model="vibevoice-asr", file=f, temperature=0).text
+
+    texts = {name: transcribe(path) for name, path in (("speech", speech_wav), ("tone", tone), ("noise", noise))}
+    assert len(set(texts.values())) == 3, texts
+    assert transcribe(speech_wav) == texts["speech"]

@@ -1,9 +1,14 @@
 """Tiny randomly initialised VibeVoice-ASR checkpoints, in both official layouts, for tests and laptops.
 
 The architecture is the real one (transformers' ``VibeVoiceAsrForConditionalGeneration``), only
-smaller; the tokenizer is a byte-level BPE trained offline with the special tokens of Qwen2.5 that
-the model and processor use. The "original" layout is produced by renaming the keys back to
-Microsoft's names and writing Microsoft's config format, so that the conversion path is exercised.
+smaller, with attention heads of 32 dimensions (vLLM's CPU attention refuses fewer); the tokenizer is
+a byte-level BPE trained offline with the special tokens of Qwen2.5 that the model and processor use.
+Weights are scaled so that the model hears its input: every convolution and linear layer of the audio
+path keeps its signal's scale, and the language model's layers have unit gain, so different audio gives
+different greedy transcripts (a broken resampler or encoder weight mapping shows up in the tests).
+The "original" layout is what Microsoft's code writes for VibeVoice-ASR (checked against it by
+``tests/fidelity/``): its config format, its key names, the acoustic *decoder* that ASR does not use,
+sharded with an index; the conversion path is exercised on it.
 
 ``python -m vibevoice_api.asr.engine.tiny DIR [--layout hf|original] [--size tiny|mid]`` writes
 ``DIR/VibeVoice-ASR/``.
@@ -19,7 +24,7 @@ from pathlib import Path
 from vibevoice_api.shared.tiny_tokenizer import SPECIAL_TOKENS, build_tokenizer
 
 SIZES = {
-    "tiny": {"hidden": 64, "layers": 2, "heads": 4, "kv": 2, "ffn": 128, "enc": (16, 32), "filters": 4, "vocab": 600},
+    "tiny": {"hidden": 64, "layers": 2, "heads": 2, "kv": 1, "ffn": 128, "enc": (16, 32), "filters": 4, "vocab": 600},
     "mid": {
         "hidden": 512,
         "layers": 8,
@@ -68,12 +73,49 @@ def build_model(tokenizer, size: str = "tiny", seed: int = 0):
         audio_eos_token_id=ids["<|object_ref_end|>"],
     )
     model = VibeVoiceAsrForConditionalGeneration(config).eval()
+    make_audible(model, seed)
     gc = model.generation_config
     gc.do_sample = False
     gc.eos_token_id = [ids["<|im_end|>"], ids["<|endoftext|>"]]
     gc.pad_token_id = ids["<|image_pad|>"]
     gc.max_new_tokens = 32768
     return model
+
+
+def make_audible(model, seed: int = 0) -> None:
+    """Rescale random weights so that the audio materially moves the logits.
+
+    Default initialisation leaves the encoders' output near 1e-8 (layer scales of 1e-6, small convolution
+    weights), which the projector's RMS norm then drowns in its epsilon: every recording would give the
+    same transcript. Here each convolution and linear layer of the encoders and the projector gets weights
+    of variance 1/fan_in, the layer scales are near 0.5, the language model's matrices have unit gain, and
+    every bias and norm weight is moved off its constant initial value (so that no layer is left at a
+    value that would hide a wrong mapping).
+    """
+    import math
+
+    import torch
+    from torch import nn
+
+    gen = torch.Generator().manual_seed(seed + 1)
+    inner = model.model
+    audio_path = (inner.acoustic_tokenizer_encoder, inner.semantic_tokenizer_encoder, inner.multi_modal_projector)
+    with torch.no_grad():
+        for part in audio_path:
+            for mod in part.modules():
+                if isinstance(mod, nn.Conv1d | nn.Linear):
+                    fan_in = mod.weight[0].numel()
+                    mod.weight.copy_(torch.randn(mod.weight.shape, generator=gen) / math.sqrt(fan_in))
+            for name, p in part.named_parameters():
+                if name.endswith("gamma"):
+                    p.copy_(0.5 + 0.1 * torch.randn(p.shape, generator=gen))
+        gain = 1 / math.sqrt(model.config.text_config.hidden_size)
+        for p in [*inner.language_model.parameters(), *model.lm_head.parameters()]:
+            if p.dim() == 2:
+                p.copy_(gain * torch.randn(p.shape, generator=gen))
+        for name, p in model.named_parameters():
+            if p.dim() == 1 and not name.endswith("gamma"):
+                p.add_(0.02 * torch.randn(p.shape, generator=gen))
 
 
 def write_tiny_asr_model(target: Path, *, layout: str = "hf", size: str = "tiny", seed: int = 0) -> Path:
@@ -89,7 +131,7 @@ def write_tiny_asr_model(target: Path, *, layout: str = "hf", size: str = "tiny"
         return target
     if layout != "original":
         raise ValueError("layout must be 'hf' or 'original'")
-    _write_original(model, tokenizer, target)
+    _write_original(model, tokenizer, target, seed)
     return target
 
 
@@ -140,10 +182,100 @@ def original_key(key: str) -> str:
     return key
 
 
-def _write_original(model, tokenizer, target: Path) -> None:
+# transformers' acoustic decoder name → Microsoft's (the decoder only exists in the original layout).
+def original_decoder_key(key: str) -> str:
+    key = key.replace(".mixer.conv.", ".mixer.conv.conv.conv.")
+    rules = [
+        (r"^stem\.conv\.", "upsample_layers.0.0.conv."),
+        (r"^stem\.stage\.", "stages.0."),
+        (r"^head\.conv\.", "head.conv.conv."),
+    ]
+    m = re.match(r"^conv_layers\.(\d+)\.(convtr|stage)\.(.*)$", key)
+    if m:
+        idx, part, rest = int(m.group(1)) + 1, m.group(2), m.group(3)
+        key = f"upsample_layers.{idx}.0.convtr.{rest}" if part == "convtr" else f"stages.{idx}.{rest}"
+    else:
+        for pattern, repl in rules:
+            key = re.sub(pattern, repl, key, count=1)
+    return "model.acoustic_tokenizer.decoder." + key
+
+
+def _decoder_state(hf_acoustic: dict, seed: int) -> dict:
+    """The acoustic decoder Microsoft's model carries (unused by ASR), random, in Microsoft's key names."""
+    import torch
+    from transformers import VibeVoiceAcousticTokenizerDecoderConfig, VibeVoiceAcousticTokenizerDecoderModel
+
+    torch.manual_seed(seed + 2)
+    decoder = VibeVoiceAcousticTokenizerDecoderModel(
+        VibeVoiceAcousticTokenizerDecoderConfig(
+            channels=hf_acoustic["channels"],
+            hidden_size=hf_acoustic["hidden_size"],
+            num_filters=hf_acoustic["num_filters"],
+            depths=list(reversed(hf_acoustic["depths"])),  # Microsoft: decoder_depths None = reversed encoder depths
+            downsampling_ratios=list(hf_acoustic["downsampling_ratios"]),
+            rms_norm_eps=hf_acoustic["rms_norm_eps"],
+        )
+    )
+    return {original_decoder_key(k): v.contiguous() for k, v in decoder.state_dict().items()}
+
+
+def original_config(hf_cfg: dict) -> dict:
+    """Microsoft's config.json for VibeVoice-ASR, from the transformers config of the same model."""
+
+    def tokenizer_cfg(c: dict, *, acoustic: bool) -> dict:
+        out = {
+            "causal": True,
+            "channels": c["channels"],
+            "conv_bias": True,
+            "conv_norm": "none",
+            "corpus_normalize": 0.0,
+            "disable_last_norm": True,
+            "encoder_depths": "-".join(str(d) for d in c["depths"]),
+            "encoder_n_filters": c["num_filters"],
+            "encoder_ratios": list(reversed(c["downsampling_ratios"])),
+            "fix_std": c["vae_std"] * 0.8 if acoustic else 0,
+            "layer_scale_init_value": c["layer_scale_init_value"],
+            "layernorm": "RMSNorm",
+            "layernorm_elementwise_affine": True,
+            "layernorm_eps": c["rms_norm_eps"],
+            "mixer_layer": "depthwise_conv",
+            "model_type": "vibevoice_acoustic_tokenizer" if acoustic else "vibevoice_semantic_tokenizer",
+            "pad_mode": "constant",
+            "std_dist_type": "gaussian" if acoustic else "none",
+            "vae_dim": c["hidden_size"],
+            "weight_init_value": 0.01,
+        }
+        if acoustic:
+            out |= {
+                "decoder_depths": None,
+                "decoder_n_filters": c["num_filters"],
+                "decoder_ratios": list(reversed(c["downsampling_ratios"])),
+            }
+        return dict(sorted(out.items()))
+
+    text = {k: v for k, v in hf_cfg["text_config"].items() if k not in ("model_type", "dtype", "architectures")}
+    # Microsoft's code runs transformers 4.x, whose Qwen2 config reads rope_theta / rope_scaling only.
+    rope = text.pop("rope_parameters", None) or {}
+    text |= {"model_type": "qwen2", "rope_theta": rope.get("rope_theta", 10000.0), "rope_scaling": None}
+    acoustic, semantic = hf_cfg["acoustic_tokenizer_encoder_config"], hf_cfg["semantic_tokenizer_encoder_config"]
+    return {
+        # The published checkpoint names its training class; Microsoft's save_pretrained of the inference
+        # class (e.g. a merged fine-tune) writes VibeVoiceASRForConditionalGeneration: we read both.
+        "architectures": ["VibeVoiceForASRTraining"],
+        "model_type": "vibevoice",
+        "acoustic_tokenizer_config": tokenizer_cfg(acoustic, acoustic=True),
+        "semantic_tokenizer_config": tokenizer_cfg(semantic, acoustic=False),
+        "decoder_config": text,
+        "acoustic_vae_dim": acoustic["hidden_size"],
+        "semantic_vae_dim": semantic["hidden_size"],
+        "language_model_pretrained_name": "Qwen/Qwen2.5-7B",
+        "torch_dtype": "float32",
+    }
+
+
+def _write_original(model, tokenizer, target: Path, seed: int = 0) -> None:
     import tempfile
 
-    import torch
     from safetensors.torch import load_file, save_file
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -151,55 +283,21 @@ def _write_original(model, tokenizer, target: Path) -> None:
         hf_state = load_file(str(Path(tmp) / "model.safetensors"))
         hf_cfg = json.loads((Path(tmp) / "config.json").read_text())
     state = {original_key(k): v.contiguous() for k, v in hf_state.items()}
-    # The original checkpoint also carries the (unused for ASR) acoustic decoder.
-    gen = torch.Generator().manual_seed(1)
-    state["model.acoustic_tokenizer.decoder.head.conv.conv.weight"] = torch.randn(1, 8, 7, generator=gen)
-    state["model.acoustic_tokenizer.decoder.head.conv.conv.bias"] = torch.zeros(1)
+    state |= _decoder_state(hf_cfg["acoustic_tokenizer_encoder_config"], seed)
     # Two shards plus an index, like the 17 GB original.
     keys = sorted(state)
     half = len(keys) // 2
     shards = {"model-00001-of-00002.safetensors": keys[:half], "model-00002-of-00002.safetensors": keys[half:]}
     weight_map = {}
+    total = 0
     for name, ks in shards.items():
         save_file({k: state[k] for k in ks}, str(target / name), metadata={"format": "pt"})
         weight_map.update(dict.fromkeys(ks, name))
+        total += sum(state[k].numel() * state[k].element_size() for k in ks)
     (target / "model.safetensors.index.json").write_text(
-        json.dumps({"metadata": {}, "weight_map": weight_map}, indent=2)
+        json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2)
     )
-
-    def enc_cfg(c: dict) -> dict:
-        return {
-            "vae_dim": c["hidden_size"],
-            "encoder_n_filters": c["num_filters"],
-            "encoder_ratios": list(reversed(c["downsampling_ratios"])),
-            "encoder_depths": "-".join(str(d) for d in c["depths"]),
-            "layernorm_eps": c["rms_norm_eps"],
-            "fix_std": c["vae_std"] * 0.8,
-            "channels": c["channels"],
-            "causal": True,
-            "pad_mode": "constant",
-            "decoder_depths": None,
-            "decoder_n_filters": c["num_filters"],
-            "decoder_ratios": None,
-            "std_dist_type": "gaussian",
-            "conv_norm": "none",
-            "mixer_layer": "depthwise_conv",
-        }
-
-    text = {k: v for k, v in hf_cfg["text_config"].items() if k not in ("model_type",)}
-    text["model_type"] = "qwen2"
-    orig_cfg = {
-        "architectures": ["VibeVoiceForASRTraining"],
-        "model_type": "vibevoice",
-        "acoustic_tokenizer_config": enc_cfg(hf_cfg["acoustic_tokenizer_encoder_config"]),
-        "semantic_tokenizer_config": {**enc_cfg(hf_cfg["semantic_tokenizer_encoder_config"]), "std_dist_type": "none"},
-        "decoder_config": text,
-        "acoustic_vae_dim": hf_cfg["acoustic_tokenizer_encoder_config"]["hidden_size"],
-        "semantic_vae_dim": hf_cfg["semantic_tokenizer_encoder_config"]["hidden_size"],
-        "language_model_pretrained_name": "Qwen/Qwen2.5-7B",
-        "torch_dtype": "float32",
-    }
-    (target / "config.json").write_text(json.dumps(orig_cfg, indent=2))
+    (target / "config.json").write_text(json.dumps(original_config(hf_cfg), indent=2))
     # As with the real checkpoint, no tokenizer in the model folder; we keep it in tokenizer/.
     tokenizer.save_pretrained(str(target / "tokenizer"))
 
