@@ -29,13 +29,10 @@ def load_engine(settings: ASRSettings) -> Any:
     )
     cfg = EngineConfig(
         model_dir=settings.asr_model_path,
-        device=settings.device,
-        dtype=None if settings.dtype == "auto" else settings.dtype,
-        attn_implementation=settings.attn_implementation,
+        **settings.engine_options,
         max_batch_size=settings.asr_max_batch_size,
         batch_audio_seconds=settings.asr_batch_audio_seconds,
         max_batch_wait_ms=settings.asr_max_batch_wait_ms,
-        max_queue=settings.max_queue,
         max_single_pass_seconds=settings.asr_max_single_pass_seconds,
         longform_overlap_seconds=settings.asr_longform_overlap_seconds,
         max_audio_seconds=settings.asr_max_audio_seconds,

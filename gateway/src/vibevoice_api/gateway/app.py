@@ -20,15 +20,7 @@ from .settings import GatewaySettings
 from .upstream import Upstream
 
 #: Forgiving aliases for clients configured without the /v1 prefix (a common Open WebUI mistake).
-UNVERSIONED = (
-    "/v1/audio/speech",
-    "/v1/audio/transcriptions",
-    "/v1/audio/translations",
-    "/v1/audio/voices",
-    "/v1/audio/models",
-    "/v1/models",
-    "/v1/realtime",
-)
+UNVERSIONED = discovery.API_PATHS
 
 
 @asynccontextmanager

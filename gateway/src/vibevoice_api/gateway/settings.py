@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import NoDecode
 from vibevoice_api.shared.model_names import DEFAULT_PATTERNS, ModelNames
-from vibevoice_api.shared.settings import CommonSettings
+from vibevoice_api.shared.settings import CommonSettings, JsonDict, json_text
 
 DEFAULT_ALIASES: dict[str, str] = {
     "tts-1": "vibevoice-realtime",
@@ -40,11 +39,11 @@ class GatewaySettings(CommonSettings):
         description="Base URL of the live service (realtime transcription sessions and voice calls); "
         "empty = none (realtime names then go to the TTS service's speech-only /v1/realtime).",
     )
-    backends: Annotated[list[Backend], NoDecode] = Field(
+    backends: Annotated[list[Backend], NoDecode, json_text([])] = Field(
         default_factory=list,
         description='Extra upstreams as JSON: [{"name":"tts-b","kind":"tts","url":"http://...","models":["my-tts"]}].',
     )
-    model_aliases: Annotated[dict[str, str], NoDecode] = Field(
+    model_aliases: JsonDict = Field(
         default_factory=lambda: dict(DEFAULT_ALIASES),
         description="JSON object alias → model id (replaces the defaults).",
     )
@@ -56,7 +55,7 @@ class GatewaySettings(CommonSettings):
     max_json_mb: float = Field(64.0, gt=0, description="Largest JSON body (speech requests, base64 audio).")
     pool_size: int = Field(100, ge=1, description="Keep-alive connections per service.")
     max_upload_mb: float = Field(2048.0, gt=0, description="Largest accepted request body, in MiB (413 beyond).")
-    model_patterns: Annotated[dict[str, list[str]], NoDecode] = Field(
+    model_patterns: Annotated[dict[str, list[str]], NoDecode, json_text({})] = Field(
         default_factory=lambda: {k: list(v) for k, v in DEFAULT_PATTERNS.items()},
         description="JSON object kind → model-name patterns routed to that kind's service (* and ? wildcards, "
         'case-insensitive; replaces the defaults): {"asr": ["whisper-*", "gpt-*transcribe*"], '
@@ -65,26 +64,10 @@ class GatewaySettings(CommonSettings):
     )
     strict_models: bool = Field(True, description="Unknown model names get 404 (false: route by path only).")
 
-    @field_validator("backends", mode="before")
+    @field_validator("model_patterns")
     @classmethod
-    def _parse_backends(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            return json.loads(v) if v.strip() else []
-        return v
-
-    @field_validator("model_patterns", mode="before")
-    @classmethod
-    def _parse_patterns(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            v = json.loads(v) if v.strip() else {}
+    def _check_patterns(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
         ModelNames(v)  # unknown kinds or bad patterns fail at start-up
-        return v
-
-    @field_validator("model_aliases", mode="before")
-    @classmethod
-    def _parse_aliases(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            return json.loads(v) if v.strip() else {}
         return v
 
     def all_backends(self) -> list[Backend]:

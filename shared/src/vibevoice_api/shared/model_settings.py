@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -37,3 +37,13 @@ class ModelServiceSettings(CommonSettings):
         if v in ("auto", "cpu", "cuda", "mps") or (v.startswith("cuda:") and v[5:].isdigit()):
             return v
         raise ValueError(f"VIBEVOICE_DEVICE must be auto, cpu, cuda or cuda:N (got {v!r})")
+
+    @property
+    def engine_options(self) -> dict[str, Any]:
+        """What every engine config takes from these settings: device, precision, attention, queue bound."""
+        return {
+            "device": self.device,
+            "dtype": None if self.dtype == "auto" else self.dtype,
+            "attn_implementation": self.attn_implementation,
+            "max_queue": self.max_queue,
+        }

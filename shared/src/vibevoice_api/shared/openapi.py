@@ -13,7 +13,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
 from .formats import SPEECH_FORMATS
-from .schemas import TRANSCRIPTION_FORMATS
+from .transcription_request import NESTED_MODELS, form_schema
 
 REF = "#/components/schemas/{model}"
 _EXTRA_MODELS: dict[str, type[BaseModel]] = {}
@@ -29,58 +29,10 @@ def json_body(model: type[BaseModel], required: bool = True) -> dict[str, Any]:
 
 
 def transcription_form(*, translation: bool = False) -> dict[str, Any]:
-    """The multipart form of ``/v1/audio/transcriptions`` (and translations) as OpenAI documents it."""
-    formats = [f for f in TRANSCRIPTION_FORMATS if not (translation and f == "diarized_json")]
-    props: dict[str, Any] = {
-        "file": {
-            "type": "string",
-            "format": "binary",
-            "description": "Audio: wav, mp3, m4a, ogg/opus, flac, webm, mp4, pcm.",
-        },
-        "model": {
-            "type": "string",
-            "default": "vibevoice-asr",
-            "description": "vibevoice-asr or an alias (whisper-1, ...).",
-        },
-        "prompt": {"type": "string", "description": "Context or hotwords (names, terms) for the model."},
-        "response_format": {"type": "string", "enum": formats, "default": "json"},
-        "temperature": {"type": "number", "minimum": 0, "maximum": 1, "default": 0},
-    }
-    if not translation:
-        props.update(
-            {
-                "language": {"type": "string", "description": "ISO-639-1 hint, e.g. en."},
-                "timestamp_granularities[]": {
-                    "type": "array",
-                    "items": {"type": "string", "enum": ["segment", "word"]},
-                },
-                "stream": {"type": "boolean", "default": False, "description": "Server-sent transcript.text.* events."},
-                "chunking_strategy": {"type": "string", "description": "Accepted: 'auto' or a server_vad JSON object."},
-                "include[]": {"type": "array", "items": {"type": "string"}},
-            }
-        )
-    json_form = {
-        "type": "object",
-        "required": ["input_audio"],
-        "properties": {
-            "model": {"type": "string"},
-            "language": {"type": "string"},
-            "input_audio": {
-                "type": "object",
-                "required": ["data"],
-                "properties": {"data": {"type": "string", "description": "base64"}, "format": {"type": "string"}},
-            },
-        },
-    }
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": props}},
-                "application/json": {"schema": json_form},
-            },
-        }
-    }
+    """The request bodies of ``/v1/audio/transcriptions`` (and translations), from the request model."""
+    for model in NESTED_MODELS:
+        ref(model)
+    return {"requestBody": {"required": True, "content": form_schema(translation=translation)}}
 
 
 AUDIO_RESPONSE = {

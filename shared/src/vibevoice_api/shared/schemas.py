@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from .formats import SPEECH_FORMATS, SpeechFormat
 
 # --------------------------------------------------------------------------------------------
-# Speech (TTS)
+# Speech (TTS); streamed events: events.py
+
 
 class VoiceRef(BaseModel):
     """OpenAI's custom voice object form: ``{"id": "voice_1234"}``."""
@@ -47,6 +48,13 @@ class SpeechRequest(BaseModel):
     speed: float = Field(1.0, ge=0.25, le=4.0, description="0.25 to 4.0; pitch-preserving tempo change.")
     instructions: str | None = Field(None, max_length=4096, description="Accepted for compatibility; see README.")
     stream_format: Literal["audio", "sse"] = Field("audio", description="audio (chunked bytes) or sse events.")
+    seed: int | None = Field(
+        None,
+        ge=0,
+        le=2**63 - 1,
+        description="vibevoice-api extension: seeds this request's sampling, so the same input, voice and seed "
+        "give the same audio (alone or batched with others). Random when absent.",
+    )
 
     @field_validator("response_format", mode="before")
     @classmethod
@@ -69,28 +77,10 @@ class SpeechRequest(BaseModel):
         return self.voice.id if isinstance(self.voice, VoiceRef) else self.voice
 
 
-class SpeechAudioDelta(BaseModel):
-    type: Literal["speech.audio.delta"] = "speech.audio.delta"
-    audio: str
-
-
-class SpeechUsage(BaseModel):
-    input_tokens: int
-    output_tokens: int
-    total_tokens: int
-
-
-class SpeechAudioDone(BaseModel):
-    type: Literal["speech.audio.done"] = "speech.audio.done"
-    usage: SpeechUsage
-
-
 # --------------------------------------------------------------------------------------------
 # Transcription / translation (ASR)
 
-TranscriptionFormat = Literal["json", "text", "srt", "verbose_json", "vtt", "diarized_json"]
-TRANSCRIPTION_FORMATS: tuple[str, ...] = ("json", "text", "srt", "verbose_json", "vtt", "diarized_json")
-TRANSLATION_FORMATS: tuple[str, ...] = ("json", "text", "srt", "verbose_json", "vtt")
+# The request: transcription_request.py. Streamed events: events.py.
 
 
 class UsageDuration(BaseModel):
@@ -183,47 +173,6 @@ class TranscriptionDiarized(BaseModel):
     text: str
     segments: list[DiarizedSegment]
     usage: UsageDuration | UsageTokens | None = None
-
-
-class TranscriptTextDelta(BaseModel):
-    type: Literal["transcript.text.delta"] = "transcript.text.delta"
-    delta: str
-    logprobs: list[Logprob] | None = None
-    segment_id: str | None = None
-
-
-class TranscriptTextSegment(DiarizedSegment):
-    pass
-
-
-class TranscriptTextDone(BaseModel):
-    type: Literal["transcript.text.done"] = "transcript.text.done"
-    text: str
-    languages: list[Language] | None = None
-    logprobs: list[Logprob] | None = None
-    usage: UsageDuration | UsageTokens | None = None
-
-
-class InputAudio(BaseModel):
-    """Open WebUI's JSON request form: base64 audio plus a format hint."""
-
-    model_config = ConfigDict(extra="allow")
-    data: str = Field(..., description="Base64-encoded audio bytes.")
-    format: str | None = Field(None, max_length=32, description="wav, mp3, ogg, webm, flac, m4a, pcm, ...")
-
-
-class TranscriptionJSONRequest(BaseModel):
-    """``application/json`` transcription body (Open WebUI's ``AUDIO_STT_OPENAI_API_REQUEST_FORMAT=json``)."""
-
-    model_config = ConfigDict(extra="allow")
-    model: str | None = None
-    input_audio: InputAudio
-    language: str | None = None
-    prompt: str | None = None
-    response_format: str | None = None
-    temperature: float | None = None
-    stream: bool | None = None
-    timestamp_granularities: list[str] | None = None
 
 
 # --------------------------------------------------------------------------------------------

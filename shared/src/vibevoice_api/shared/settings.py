@@ -6,9 +6,10 @@ typo'd value fails at start-up with a message naming the variable.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import json
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CommaList = Annotated[list[str], NoDecode]
@@ -18,6 +19,24 @@ def split_commas(value: object) -> object:
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
     return value
+
+
+def json_text(empty: Any) -> BeforeValidator:
+    """For a setting given as JSON text in the environment: parse it (blank text means ``empty``).
+
+    Use with ``NoDecode``: ``Annotated[dict[str, str], NoDecode, json_text({})]``.
+    """
+
+    def parse(value: Any) -> Any:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else type(empty)(empty)
+        return value
+
+    return BeforeValidator(parse)
+
+
+#: A JSON object of strings, from one environment variable.
+JsonDict = Annotated[dict[str, str], NoDecode, json_text({})]
 
 
 class CommonSettings(BaseSettings):

@@ -36,16 +36,14 @@ def load_engine(settings: TTSSettings) -> Any:
     cfg = EngineConfig(
         model_dir=path,
         voices_dir=settings.voices_path,
-        device=settings.device,
-        dtype=None if settings.dtype == "auto" else settings.dtype,
-        attn_implementation=settings.attn_implementation,
+        **settings.engine_options,
         max_concurrency=settings.max_concurrency,
-        max_queue=settings.max_queue,
         cfg_scale=settings.tts_cfg_scale,
         ddpm_steps=settings.tts_steps,
         latents_per_token=settings.tts_latents_per_token,
         min_latents=settings.tts_min_latents,
         max_piece_tokens=settings.tts_max_piece_tokens,
+        compile=settings.tts_compile,
     )
     return TTSEngine.load(cfg)
 

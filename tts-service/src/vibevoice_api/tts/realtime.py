@@ -14,14 +14,31 @@ import asyncio
 import contextlib
 import json
 import logging
-import uuid
 from typing import Any
 
 import numpy as np
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from vibevoice_api.shared.audio import StreamingTempo, to_pcm16
-from vibevoice_api.shared.errors import APIError, InvalidRequestError
+from vibevoice_api.shared.errors import APIError, InternalError, InvalidRequestError
 from vibevoice_api.shared.lifecycle import ModelHolder
+from vibevoice_api.shared.realtime_events import (
+    AudioOutput,
+    ConversationItemCreated,
+    InputText,
+    MessageItem,
+    OutputAudioDelta,
+    OutputAudioDone,
+    RealtimeError,
+    RealtimeEvent,
+    Response,
+    ResponseCreated,
+    ResponseDone,
+    Session,
+    SessionAudio,
+    SessionCreated,
+    SessionUpdated,
+    new_id,
+)
 
 from .settings import TTSSettings
 from .speech import b64, check_text, choose_voice
@@ -30,56 +47,31 @@ log = logging.getLogger("vibevoice_api.tts.realtime")
 MAX_MESSAGE_BYTES = 1 << 20
 
 
-def _id(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:20]}"
-
-
 class RealtimeSession:
     def __init__(self, ws: WebSocket, holder: ModelHolder[Any], settings: TTSSettings) -> None:
         self.ws = ws
         self.holder = holder
         self.settings = settings
-        self.session_id = _id("sess")
+        self.session_id = new_id("sess")
         self.voice: str | None = None
         self.speed = 1.0
+        self.seed: int | None = None  # our extension: reproducible responses
         self.items: list[str] = []  # pending input texts from conversation.item.create
         self.current: asyncio.Task[None] | None = None
         self.current_id: str | None = None
         self._send_lock = asyncio.Lock()
 
-    async def send(self, event: dict[str, Any]) -> None:
-        event.setdefault("event_id", _id("event"))
+    async def send(self, event: RealtimeEvent) -> None:
         async with self._send_lock:
             if self.ws.application_state == WebSocketState.CONNECTED:
-                await self.ws.send_text(json.dumps(event))
+                await self.ws.send_text(event.to_json())
 
-    async def error(
-        self,
-        message: str,
-        *,
-        code: str | None = None,
-        param: str | None = None,
-        type_: str = "invalid_request_error",
-        event_id: str | None = None,
-    ) -> None:
-        await self.send(
-            {
-                "type": "error",
-                "error": {"type": type_, "code": code, "message": message, "param": param, "event_id": event_id},
-            }
-        )
+    async def error(self, exc: APIError, event_id: str | None = None) -> None:
+        await self.send(RealtimeError.of(exc, event_id))
 
-    def session_obj(self) -> dict[str, Any]:
-        return {
-            "id": self.session_id,
-            "object": "realtime.session",
-            "type": "realtime",
-            "model": self.settings.identity.id,
-            "output_modalities": ["audio"],
-            "audio": {
-                "output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": self.voice, "speed": self.speed}
-            },
-        }
+    def session_obj(self) -> Session:
+        output = AudioOutput(voice=self.voice, speed=self.speed)
+        return Session(id=self.session_id, model=self.settings.identity.id, audio=SessionAudio(output=output))
 
     async def run(self) -> None:
         model = self.ws.query_params.get("model")
@@ -89,22 +81,24 @@ class RealtimeSession:
             engine = self.holder.require()
             self.voice = choose_voice(engine, None, self.settings)
         except APIError as exc:
-            await self.error(exc.message, code=exc.code, param=exc.param, type_=exc.error_type)
+            await self.error(exc)
             await self.ws.close(code=1008 if exc.status_code < 500 else 1011)
             return
-        await self.send({"type": "session.created", "session": self.session_obj()})
+        await self.send(SessionCreated(session=self.session_obj()))
         try:
             while True:
                 raw = await self.ws.receive_text()
                 if len(raw) > MAX_MESSAGE_BYTES:
-                    await self.error("Event too large.", code="event_too_large")
+                    await self.error(InvalidRequestError("Event too large.", code="event_too_large"))
                     continue
                 try:
                     event = json.loads(raw)
                     if not isinstance(event, dict) or not isinstance(event.get("type"), str):
                         raise ValueError
                 except ValueError:
-                    await self.error("Events must be JSON objects with a 'type'.", code="invalid_event")
+                    await self.error(
+                        InvalidRequestError("Events must be JSON objects with a 'type'.", code="invalid_event")
+                    )
                     continue
                 await self.handle(event)
         except (WebSocketDisconnect, RuntimeError):
@@ -120,35 +114,20 @@ class RealtimeSession:
         elif kind == "conversation.item.create":
             text = _text_of_item(event.get("item") or {})
             if text is None:
-                await self.error(
-                    "Only message items with input_text content are supported.", code="unsupported_item", event_id=eid
-                )
+                await self.error(_unsupported("Only message items with input_text content are supported.", "item"), eid)
                 return
-            item_id = (event.get("item") or {}).get("id") or _id("item")
+            item_id = (event.get("item") or {}).get("id") or new_id("item")
             self.items.append(text)
-            await self.send(
-                {
-                    "type": "conversation.item.created",
-                    "item": {
-                        "id": item_id,
-                        "type": "message",
-                        "role": "user",
-                        "content": [{"type": "input_text", "text": text}],
-                    },
-                }
-            )
+            item = MessageItem(id=str(item_id), content=[InputText(text=text)])
+            await self.send(ConversationItemCreated(item=item))
         elif kind == "response.create":
             await self.create_response(event.get("response") or {}, eid)
         elif kind == "response.cancel":
             await self.cancel_current()
         elif kind in ("input_audio_buffer.append", "input_audio_buffer.commit", "input_audio_buffer.clear"):
-            await self.error(
-                "This server does text-to-speech only; audio input is not supported.",
-                code="unsupported_event",
-                event_id=eid,
-            )
+            await self.error(_unsupported("This server does text-to-speech only; audio input is not supported."), eid)
         else:
-            await self.error(f"Unsupported event type {kind!r}.", code="unsupported_event", event_id=eid)
+            await self.error(_unsupported(f"Unsupported event type {kind!r}."), eid)
 
     async def update_session(self, session: dict[str, Any], eid: str | None) -> None:
         output = ((session.get("audio") or {}).get("output") or {}) if isinstance(session.get("audio"), dict) else {}
@@ -172,19 +151,22 @@ class RealtimeSession:
                 self.speed = speed
             if voice is not None:
                 self.voice = choose_voice(self.holder.require(), str(voice), self.settings)
+            if "seed" in session:
+                self.seed = _seed(session["seed"], "session.seed")
         except (TypeError, ValueError):
-            await self.error("Invalid session settings.", code="invalid_value", event_id=eid)
+            await self.error(InvalidRequestError("Invalid session settings.", code="invalid_value"), eid)
             return
         except APIError as exc:
-            await self.error(exc.message, code=exc.code, param=exc.param, type_=exc.error_type, event_id=eid)
+            await self.error(exc, eid)
             return
-        await self.send({"type": "session.updated", "session": self.session_obj()})
+        await self.send(SessionUpdated(session=self.session_obj()))
 
     async def create_response(self, response: dict[str, Any], eid: str | None) -> None:
         if self.current is not None and not self.current.done():
-            await self.error(
-                "A response is already in progress.", code="conversation_already_has_active_response", event_id=eid
+            busy = InvalidRequestError(
+                "A response is already in progress.", code="conversation_already_has_active_response"
             )
+            await self.error(busy, eid)
             return
         texts = (
             [t for t in (_text_of_item(i) for i in response.get("input") or []) if t] if response.get("input") else []
@@ -196,68 +178,45 @@ class RealtimeSession:
             voice = self.voice
             if response.get("voice"):
                 voice = choose_voice(self.holder.require(), str(response["voice"]), self.settings)
+            seed = _seed(response["seed"], "response.seed") if "seed" in response else self.seed
         except APIError as exc:
-            await self.error(exc.message, code=exc.code, param=exc.param, event_id=eid)
+            await self.error(exc, eid)
             return
-        rid = _id("resp")
+        rid = new_id("resp")
         self.current_id = rid
-        self.current = asyncio.ensure_future(self.speak(rid, text, voice or ""))
+        self.current = asyncio.ensure_future(self.speak(rid, text, voice or "", seed))
 
-    async def speak(self, rid: str, text: str, voice: str) -> None:
-        item_id = _id("item")
-        await self.send(
-            {
-                "type": "response.created",
-                "response": {"id": rid, "object": "realtime.response", "status": "in_progress", "output": []},
-            }
-        )
+    async def speak(self, rid: str, text: str, voice: str, seed: int | None = None) -> None:
+        item_id = new_id("item")
+        await self.send(ResponseCreated(response=Response(id=rid, status="in_progress", output=[])))
         status = "completed"
         engine = self.holder.require()
         tempo = StreamingTempo(self.speed, engine.sample_rate)
-        stream = engine.stream(text, voice)
+        stream = engine.stream(text, voice, seed=seed)
 
         async def send_audio(data: bytes) -> None:
             if data:
-                await self.send(
-                    {
-                        "type": "response.output_audio.delta",
-                        "response_id": rid,
-                        "item_id": item_id,
-                        "output_index": 0,
-                        "content_index": 0,
-                        "delta": b64(data),
-                    }
-                )
+                await self.send(OutputAudioDelta(response_id=rid, item_id=item_id, delta=b64(data)))
 
         try:
             async for pcm in stream:
                 await send_audio(to_pcm16(tempo.feed(np.asarray(pcm, dtype=np.float32))))
             await send_audio(to_pcm16(tempo.close()))
-            await self.send(
-                {
-                    "type": "response.output_audio.done",
-                    "response_id": rid,
-                    "item_id": item_id,
-                    "output_index": 0,
-                    "content_index": 0,
-                }
-            )
+            await self.send(OutputAudioDone(response_id=rid, item_id=item_id))
         except asyncio.CancelledError:
             status = "cancelled"
             raise
         except APIError as exc:
             status = "failed"
-            await self.error(exc.message, code=exc.code, type_=exc.error_type)
+            await self.error(exc)
         except Exception:
             status = "failed"
             log.exception("realtime response failed")
-            await self.error("Speech generation failed.", code="internal_error", type_="server_error")
+            await self.error(InternalError("Speech generation failed."))
         finally:
             await stream.aclose()
             with contextlib.suppress(Exception):
-                await self.send(
-                    {"type": "response.done", "response": {"id": rid, "object": "realtime.response", "status": status}}
-                )
+                await self.send(ResponseDone(response=Response(id=rid, status=status)))  # type: ignore[arg-type]
 
     async def cancel_current(self) -> None:
         task = self.current
@@ -278,3 +237,16 @@ def _text_of_item(item: Any) -> str | None:
     ]
     parts = [p for p in parts if isinstance(p, str)]
     return " ".join(parts) if parts else None
+
+
+def _unsupported(message: str, what: str = "event") -> InvalidRequestError:
+    return InvalidRequestError(message, code=f"unsupported_{what}")
+
+
+def _seed(value: Any, param: str) -> int | None:
+    """A ``seed`` (our extension): an integer from 0 to 2**63 - 1, or null for random sampling."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+        raise InvalidRequestError("seed must be an integer from 0 to 9223372036854775807.", param=param)
+    return value

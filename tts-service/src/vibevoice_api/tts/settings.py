@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated, Any
 
-from pydantic import Field, field_validator
-from pydantic_settings import NoDecode
+from pydantic import Field
 from vibevoice_api.shared.identity import ModelIdentity, split_aliases
 from vibevoice_api.shared.model_names import parse_patterns
 from vibevoice_api.shared.model_settings import ModelServiceSettings
+from vibevoice_api.shared.settings import JsonDict
 
 #: OpenAI voice names → VibeVoice presets (documented in README; override with VIBEVOICE_TTS_VOICE_MAP).
 DEFAULT_VOICE_MAP: dict[str, str] = {
@@ -47,7 +45,7 @@ class TTSSettings(ModelServiceSettings):
         description="Model-name patterns also accepted on the /v1/realtime WebSocket (gpt-realtime-2.1-mini, ...).",
     )
     tts_default_voice: str = Field("en-Carter_man", description="Voice when a request names none.")
-    tts_voice_map: Annotated[dict[str, str], NoDecode] = Field(
+    tts_voice_map: JsonDict = Field(
         default_factory=lambda: dict(DEFAULT_VOICE_MAP), description="JSON: OpenAI voice name → preset."
     )
     tts_max_input_chars: int = Field(4096, ge=1, le=1_000_000, description="Longest accepted input text.")
@@ -60,13 +58,9 @@ class TTSSettings(ModelServiceSettings):
     tts_min_latents: int = Field(30, ge=1, description="Generation budget floor, in speech latents.")
     tts_max_piece_tokens: int = Field(400, ge=16, description="Longer input is split at sentence ends into pieces.")
     tts_realtime_enabled: bool = Field(True, description="Serve the /v1/realtime WebSocket.")
-
-    @field_validator("tts_voice_map", mode="before")
-    @classmethod
-    def _parse_map(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            return json.loads(v) if v.strip() else {}
-        return v
+    tts_compile: bool = Field(
+        False, description="torch.compile the diffusion head of the batched engine step (GPU; slower start)."
+    )
 
     @property
     def tts_model_path(self) -> Path:

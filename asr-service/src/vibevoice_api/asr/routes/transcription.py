@@ -7,7 +7,6 @@ Whole answers come in every OpenAI ``response_format``; ``stream=true`` answers 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -18,12 +17,19 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from vibevoice_api.shared import transcripts as tx
 from vibevoice_api.shared.audio import decode_audio
 from vibevoice_api.shared.cancel import until_disconnect
-from vibevoice_api.shared.errors import APIError
+from vibevoice_api.shared.events import (
+    Event,
+    TranscriptTextDelta,
+    TranscriptTextDone,
+    TranscriptTextSegment,
+    sse_stream,
+)
 from vibevoice_api.shared.openapi import transcription_form, transcription_responses
-from vibevoice_api.shared.schemas import ERROR_RESPONSES
+from vibevoice_api.shared.schemas import ERROR_RESPONSES, UsageDuration
+from vibevoice_api.shared.transcription_request import TranscriptionRequest
 
 from .. import metrics
-from ..protocol import TranscriptionParams, parse_request
+from ..protocol import parse_request
 from ..settings import ASRSettings
 
 log = logging.getLogger("vibevoice_api.asr")
@@ -54,26 +60,27 @@ async def translations(request: Request) -> Response:
 async def handle(request: Request, task: str) -> Response:
     settings: ASRSettings = request.app.state.settings
     eng = request.app.state.holder.require()
-    params = await parse_request(
+    parsed = await parse_request(
         request,
         task,
         settings.identity,
         word_mode=settings.asr_word_timestamps,
         max_json_bytes=settings.max_upload_bytes,
     )
+    params = parsed.params
     try:
         started = time.perf_counter()
         with metrics.DECODE_SECONDS.time():
             audio = await asyncio.to_thread(
-                decode_audio, params.audio, eng.sample_rate, raw=params.raw, max_seconds=settings.asr_max_audio_seconds
+                decode_audio, parsed.audio, eng.sample_rate, raw=parsed.raw, max_seconds=settings.asr_max_audio_seconds
             )
     finally:
-        params.close()
+        parsed.close()
     duration = audio.shape[0] / eng.sample_rate
     kwargs = {"prompt": params.prompt, "language": params.language, "temperature": params.temperature, "task": task}
     if params.stream:
         return StreamingResponse(
-            _sse(eng, audio, duration, params, kwargs, started),
+            sse_stream(_events(eng, audio, duration, params, kwargs, started), "Transcription failed.", log),
             media_type="text/event-stream",
             headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
         )
@@ -89,9 +96,9 @@ async def handle(request: Request, task: str) -> Response:
     return render(params, segs, duration, settings)
 
 
-async def _sse(
-    eng: Any, audio: Any, duration: float, params: TranscriptionParams, kwargs: dict[str, Any], started: float
-) -> AsyncIterator[bytes]:
+async def _events(
+    eng: Any, audio: Any, duration: float, params: TranscriptionRequest, kwargs: dict[str, Any], started: float
+) -> AsyncIterator[Event]:
     metrics.ACTIVE.inc()
     texts: list[str] = []
     mapping: dict[int, str] = {}
@@ -106,53 +113,22 @@ async def _sse(
             delta = (" " if texts else "") + s.text.replace("\n", " ")
             texts.append(s.text.replace("\n", " "))
             seg_id = f"seg_{i}"
-            yield _event({"type": "transcript.text.delta", "delta": delta, "segment_id": seg_id})
+            yield TranscriptTextDelta(delta=delta, segment_id=seg_id)
             if params.response_format == "diarized_json":
-                yield _event(
-                    {
-                        "type": "transcript.text.segment",
-                        "id": seg_id,
-                        "start": round(s.start, 3),
-                        "end": round(s.end, 3),
-                        "text": s.text,
-                        "speaker": tx.speaker_label(s.speaker, mapping),
-                    }
+                speaker = tx.speaker_label(s.speaker, mapping)
+                yield TranscriptTextSegment(
+                    id=seg_id, start=round(s.start, 3), end=round(s.end, 3), text=s.text, speaker=speaker
                 )
             i += 1
         metrics.account(duration, started)
-        yield _event(
-            {
-                "type": "transcript.text.done",
-                "text": " ".join(texts).strip(),
-                "usage": {"type": "duration", "seconds": round(duration, 3)},
-            }
-        )
-    except Exception as exc:
-        body = (
-            exc.body()
-            if isinstance(exc, APIError)
-            else {
-                "error": {
-                    "message": "Transcription failed.",
-                    "type": "server_error",
-                    "param": None,
-                    "code": "internal_error",
-                }
-            }
-        )
-        if not isinstance(exc, APIError):
-            log.exception("streaming transcription failed")
-        yield _event({"type": "error", **body})
+        usage = UsageDuration(seconds=round(duration, 3))
+        yield TranscriptTextDone(text=" ".join(texts).strip(), usage=usage)
     finally:
         metrics.ACTIVE.dec()
         await stream.aclose()
 
 
-def _event(obj: dict[str, Any]) -> bytes:
-    return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n".encode()
-
-
-def render(params: TranscriptionParams, segs: list[tx.Seg], duration: float, settings: ASRSettings) -> Response:
+def render(params: TranscriptionRequest, segs: list[tx.Seg], duration: float, settings: ASRSettings) -> Response:
     fmt = params.response_format
     if fmt == "text":
         return PlainTextResponse(tx.to_text(segs))

@@ -16,15 +16,17 @@ from ..upstream import Upstream, get_upstream
 router = APIRouter(tags=["discovery"])
 UpstreamDep = Annotated[Upstream, Depends(get_upstream)]
 
-ENDPOINTS = [
+#: The OpenAI paths this gateway serves (each also without the /v1 prefix, see app.py).
+API_PATHS = (
     "/v1/audio/speech",
     "/v1/audio/transcriptions",
     "/v1/audio/translations",
     "/v1/audio/voices",
     "/v1/audio/models",
     "/v1/models",
-    "/v1/realtime (WebSocket)",
-]
+    "/v1/realtime",
+)
+ENDPOINTS = [p + " (WebSocket)" if p == "/v1/realtime" else p for p in API_PATHS]
 
 
 async def merged_models(upstream: Upstream, kind: str | None = None) -> list[dict[str, Any]]:

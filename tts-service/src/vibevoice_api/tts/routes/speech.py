@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -11,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 from vibevoice_api.shared.cancel import until_disconnect
-from vibevoice_api.shared.errors import APIError
+from vibevoice_api.shared.events import Event, SpeechAudioDelta, SpeechAudioDone, SpeechUsage, sse_stream
 from vibevoice_api.shared.formats import content_type
 from vibevoice_api.shared.openapi import AUDIO_RESPONSE
 from vibevoice_api.shared.schemas import ERROR_RESPONSES, SpeechRequest
@@ -36,6 +35,7 @@ async def speech(req: SpeechRequest, request: Request) -> Response:
         voice_id=choose_voice(eng, req.voice_name, settings),
         response_format=req.response_format,
         speed=req.speed,
+        seed=req.seed,
     )
     chunks = encoded_chunks(eng, job)
     metrics.ACTIVE.inc()
@@ -53,7 +53,7 @@ async def speech(req: SpeechRequest, request: Request) -> Response:
     metrics.FIRST_AUDIO.observe(time.perf_counter() - started)
     metrics.CHARS.inc(len(text))
     if req.stream_format == "sse":
-        body = _sse(first, chunks, started, text, eng, job)
+        body = sse_stream(_events(first, chunks, started, text, eng, job), "Speech generation failed.", log)
         return StreamingResponse(body, media_type="text/event-stream", headers={"cache-control": "no-cache"})
     return StreamingResponse(
         _audio(first, chunks, started, eng, job),
@@ -77,42 +77,19 @@ async def _audio(
         await chunks.aclose()  # type: ignore[attr-defined]
 
 
-async def _sse(
+async def _events(
     first: bytes, chunks: AsyncIterator[bytes], started: float, text: str, eng: Any, job: SpeechJob
-) -> AsyncIterator[bytes]:
+) -> AsyncIterator[Event]:
     try:
         if first:
-            yield _event({"type": "speech.audio.delta", "audio": b64(first)})
+            yield SpeechAudioDelta(audio=b64(first))
         async for data in chunks:
-            yield _event({"type": "speech.audio.delta", "audio": b64(data)})
+            yield SpeechAudioDelta(audio=b64(data))
         seconds = _account(started, eng, job)
         out_tokens = int(round(seconds * 7.5))  # speech latents: 7.5 per second of audio
         in_tokens = _count_tokens(eng, text)
-        yield _event(
-            {
-                "type": "speech.audio.done",
-                "usage": {
-                    "input_tokens": in_tokens,
-                    "output_tokens": out_tokens,
-                    "total_tokens": in_tokens + out_tokens,
-                },
-            }
-        )
-    except APIError as exc:
-        yield _event({"type": "error", **exc.body()})
-    except Exception:
-        log.exception("speech stream failed")
-        yield _event(
-            {
-                "type": "error",
-                "error": {
-                    "message": "Speech generation failed.",
-                    "type": "server_error",
-                    "param": None,
-                    "code": "internal_error",
-                },
-            }
-        )
+        usage = SpeechUsage(input_tokens=in_tokens, output_tokens=out_tokens, total_tokens=in_tokens + out_tokens)
+        yield SpeechAudioDone(usage=usage)
     finally:
         metrics.ACTIVE.dec()
         metrics.update_gauges(eng)
@@ -125,10 +102,6 @@ def _account(started: float, eng: Any, job: SpeechJob) -> float:
         metrics.AUDIO_SECONDS.inc(seconds)
         metrics.RTF.observe((time.perf_counter() - started) / seconds)
     return seconds
-
-
-def _event(obj: dict[str, Any]) -> bytes:
-    return f"data: {json.dumps(obj)}\n\n".encode()
 
 
 def _count_tokens(eng: Any, text: str) -> int:

@@ -1,0 +1,134 @@
+"""The server events of ``/v1/realtime``: the subset of OpenAI's Realtime protocol we speak.
+
+Used by the TTS service's session (``tts/realtime.py``) and by the gateway's relay for its own
+errors. Every event carries an ``event_id``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, Field
+
+from .errors import APIError
+from .events import Event
+from .schemas import ErrorDetail
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:20]}"
+
+
+class RealtimeEvent(Event):
+    event_id: str = Field(default_factory=lambda: new_id("event"))
+
+
+class RealtimeErrorDetail(ErrorDetail):
+    event_id: str | None = None  # the client event that caused it, when one did
+
+
+class RealtimeError(RealtimeEvent):
+    OMIT_NONE: ClassVar[bool] = False  # every key of the error object, null where unknown
+    type: Literal["error"] = "error"
+    error: RealtimeErrorDetail
+
+    @classmethod
+    def of(cls, exc: APIError, event_id: str | None = None) -> RealtimeError:
+        detail = RealtimeErrorDetail(
+            message=exc.message, type=exc.error_type, param=exc.param, code=exc.code, event_id=event_id
+        )
+        return cls(error=detail)
+
+
+# --------------------------------------------------------------------------------------------
+# Session
+
+
+class OutputFormat(BaseModel):
+    type: Literal["audio/pcm"] = "audio/pcm"
+    rate: int = 24000
+
+
+class AudioOutput(BaseModel):
+    format: OutputFormat = Field(default_factory=OutputFormat)
+    voice: str | None
+    speed: float
+
+
+class SessionAudio(BaseModel):
+    output: AudioOutput
+
+
+class Session(BaseModel):
+    id: str
+    object: Literal["realtime.session"] = "realtime.session"
+    type: Literal["realtime"] = "realtime"
+    model: str
+    output_modalities: list[str] = ["audio"]
+    audio: SessionAudio
+
+
+class SessionCreated(RealtimeEvent):
+    type: Literal["session.created"] = "session.created"
+    session: Session
+
+
+class SessionUpdated(RealtimeEvent):
+    type: Literal["session.updated"] = "session.updated"
+    session: Session
+
+
+# --------------------------------------------------------------------------------------------
+# Conversation items (text to speak)
+
+
+class InputText(BaseModel):
+    type: Literal["input_text"] = "input_text"
+    text: str
+
+
+class MessageItem(BaseModel):
+    id: str
+    type: Literal["message"] = "message"
+    role: Literal["user"] = "user"
+    content: list[InputText]
+
+
+class ConversationItemCreated(RealtimeEvent):
+    type: Literal["conversation.item.created"] = "conversation.item.created"
+    item: MessageItem
+
+
+# --------------------------------------------------------------------------------------------
+# Responses (speech)
+
+
+class Response(BaseModel):
+    id: str
+    object: Literal["realtime.response"] = "realtime.response"
+    status: Literal["in_progress", "completed", "cancelled", "failed"]
+    output: list[dict] | None = None
+
+
+class ResponseCreated(RealtimeEvent):
+    type: Literal["response.created"] = "response.created"
+    response: Response
+
+
+class OutputAudioDone(RealtimeEvent):
+    type: Literal["response.output_audio.done"] = "response.output_audio.done"
+    response_id: str
+    item_id: str
+    output_index: int = 0
+    content_index: int = 0
+
+
+class OutputAudioDelta(OutputAudioDone):
+    type: Literal["response.output_audio.delta"] = "response.output_audio.delta"  # type: ignore[assignment]
+    delta: str  # base64 PCM16, 24 kHz mono
+
+
+class ResponseDone(RealtimeEvent):
+    type: Literal["response.done"] = "response.done"
+    response: Response
