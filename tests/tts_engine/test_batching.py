@@ -19,7 +19,7 @@ from vibevoice_api.tts.engine.solver import BatchSolver
 from websockets.sync.client import connect as ws_connect
 
 from tests.conftest import service_env
-from tests.support import BIN, free_port, running
+from tests.support import BIN, assert_openai_error, free_port, running
 
 from .test_engine import make, models  # noqa: F401 - the module-scoped tiny model fixture
 
@@ -234,62 +234,112 @@ def _batch_size_counts(url: str) -> tuple[float, float]:
     return float(le1.group(1)), float(count.group(1))
 
 
-def test_realtime_session_and_sse_share_the_batch(tiny_models, tmp_path):
+@pytest.fixture(scope="module")
+def service(tiny_models, tmp_path_factory):
     port = free_port()
     env = service_env(tiny_models, VIBEVOICE_TTS_MIN_LATENTS="120", OMP_NUM_THREADS="1")
     with running(
         [str(BIN / "vibevoice-tts"), "--host", "127.0.0.1", "--port", str(port)],
         env,
-        tmp_path / "tts.log",
+        tmp_path_factory.mktemp("tts") / "tts.log",
         f"http://127.0.0.1:{port}/ready",
         timeout=240,
     ):
-        url = f"http://127.0.0.1:{port}"
-        ws = ws_connect(url.replace("http", "ws") + "/v1/realtime?model=vibevoice-realtime", open_timeout=30)
-        with ws:
-            assert json.loads(ws.recv(timeout=30))["type"] == "session.created"
-            ws.send(
-                json.dumps(
-                    {
-                        "type": "response.create",
-                        "response": {
-                            "input": [
-                                {"type": "message", "content": [{"type": "input_text", "text": "Realtime talks."}]}
-                            ]
-                        },
-                    }
-                )
+        yield f"http://127.0.0.1:{port}"
+
+
+def test_realtime_session_and_sse_share_the_batch(service):
+    url = service
+    ws = ws_connect(url.replace("http", "ws") + "/v1/realtime?model=vibevoice-realtime", open_timeout=30)
+    with ws:
+        assert json.loads(ws.recv(timeout=30))["type"] == "session.created"
+        ws.send(
+            json.dumps(
+                {
+                    "type": "response.create",
+                    "response": {
+                        "input": [{"type": "message", "content": [{"type": "input_text", "text": "Realtime talks."}]}]
+                    },
+                }
             )
-            while (ev := json.loads(ws.recv(timeout=60)))["type"] != "response.output_audio.delta":
-                pass
-            sse_audio = bytearray()
-            sse_started = threading.Event()
+        )
+        while (ev := json.loads(ws.recv(timeout=60)))["type"] != "response.output_audio.delta":
+            pass
+        sse_audio = bytearray()
+        sse_started = threading.Event()
 
-            def sse():
-                body = {"model": "vibevoice-realtime", "input": "And SSE too.", "voice": "emma", "stream_format": "sse"}
-                with httpx.stream("POST", url + "/v1/audio/speech", json=body, timeout=120) as r:
-                    assert r.status_code == 200
-                    for line in r.iter_lines():
-                        if line.startswith("data:"):
-                            ev = json.loads(line[5:])
-                            if ev["type"] == "speech.audio.delta":
-                                sse_audio.extend(base64.b64decode(ev["audio"]))
-                                sse_started.set()
+        def sse():
+            body = {"model": "vibevoice-realtime", "input": "And SSE too.", "voice": "emma", "stream_format": "sse"}
+            with httpx.stream("POST", url + "/v1/audio/speech", json=body, timeout=120) as r:
+                assert r.status_code == 200
+                for line in r.iter_lines():
+                    if line.startswith("data:"):
+                        ev = json.loads(line[5:])
+                        if ev["type"] == "speech.audio.delta":
+                            sse_audio.extend(base64.b64decode(ev["audio"]))
+                            sse_started.set()
 
-            t = threading.Thread(target=sse)
-            t.start()
-            realtime_audio = 0
-            while True:
-                ev = json.loads(ws.recv(timeout=120))
-                if ev["type"] == "response.output_audio.delta":
-                    realtime_audio += len(base64.b64decode(ev["delta"]))
-                if ev["type"] == "response.done":
-                    assert ev["response"]["status"] == "completed"
-                    break
-            t.join(timeout=120)
-        assert sse_started.is_set() and len(sse_audio) > 0 and realtime_audio > 0
-        single, steps = _batch_size_counts(url)
-        assert steps > single  # some steps advanced the realtime and the SSE stream together
+        t = threading.Thread(target=sse)
+        t.start()
+        realtime_audio = 0
+        while True:
+            ev = json.loads(ws.recv(timeout=120))
+            if ev["type"] == "response.output_audio.delta":
+                realtime_audio += len(base64.b64decode(ev["delta"]))
+            if ev["type"] == "response.done":
+                assert ev["response"]["status"] == "completed"
+                break
+        t.join(timeout=120)
+    assert sse_started.is_set() and len(sse_audio) > 0 and realtime_audio > 0
+    single, steps = _batch_size_counts(url)
+    assert steps > single  # some steps advanced the realtime and the SSE stream together
+
+
+# ---------------------------------------------------------------------------------------------
+# The seed extension over HTTP and on realtime sessions.
+
+
+def _pcm(url: str, body: dict) -> np.ndarray:
+    r = httpx.post(url + "/v1/audio/speech", json={**body, "response_format": "pcm"}, timeout=120)
+    assert r.status_code == 200, r.text
+    return np.frombuffer(r.content, dtype="<i2").astype(np.int32)
+
+
+def _realtime_pcm(url: str, session: dict, response: dict) -> np.ndarray:
+    ws_url = url.replace("http", "ws") + "/v1/realtime?model=vibevoice-realtime"
+    with ws_connect(ws_url, open_timeout=30) as ws:
+        assert json.loads(ws.recv(timeout=30))["type"] == "session.created"
+        ws.send(json.dumps({"type": "session.update", "session": session}))
+        assert json.loads(ws.recv(timeout=30))["type"] == "session.updated"
+        ws.send(json.dumps({"type": "response.create", "response": response}))
+        audio = bytearray()
+        while (ev := json.loads(ws.recv(timeout=120)))["type"] != "response.done":
+            assert ev["type"] != "error", ev
+            if ev["type"] == "response.output_audio.delta":
+                audio.extend(base64.b64decode(ev["delta"]))
+    return np.frombuffer(bytes(audio), dtype="<i2").astype(np.int32)
+
+
+def test_seed_makes_http_and_realtime_speech_reproducible(service):
+    body = {"model": "vibevoice-realtime", "input": "Seeded speech.", "voice": "carter", "seed": 1234}
+    a, b = _pcm(service, body), _pcm(service, body)
+    other = _pcm(service, {**body, "seed": 1235})
+    assert a.size == b.size == other.size > 0
+    assert int(np.abs(a - b).max()) <= 4  # 1e-4 of full scale is ~3 steps of 16-bit audio
+    assert int(np.abs(a - other).max()) > 100
+    said = {"type": "message", "content": [{"type": "input_text", "text": "Seeded speech."}]}
+    rt = _realtime_pcm(service, {"voice": "carter", "seed": 1234}, {"input": [said]})
+    assert rt.size == a.size and int(np.abs(rt - a).max()) <= 4  # the same seed speaks the same on both
+    rt2 = _realtime_pcm(service, {"voice": "carter"}, {"input": [said], "seed": 1234})
+    assert int(np.abs(rt2 - a).max()) <= 4
+
+
+@pytest.mark.parametrize("seed", [-1, 2**63, "x", 1.5])
+def test_bad_seed_is_a_clear_error(service, seed):
+    r = httpx.post(service + "/v1/audio/speech", json={"input": "Hi.", "seed": seed}, timeout=60)
+    assert r.status_code == 400
+    err = assert_openai_error(r.json())
+    assert err["param"] == "seed"
 
 
 # ---------------------------------------------------------------------------------------------

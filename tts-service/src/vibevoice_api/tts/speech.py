@@ -27,6 +27,7 @@ class SpeechJob:
     voice_id: str
     response_format: str
     speed: float
+    seed: int | None = None  # reproducible sampling (our extension)
     samples: int = 0  # model samples produced so far (before the tempo change)
 
 
@@ -68,7 +69,7 @@ async def encoded_chunks(
     """Encoded bytes as the engine produces audio; the concatenation is a complete file."""
     encoder = StreamingEncoder(job.response_format, engine.sample_rate)
     tempo = StreamingTempo(job.speed, engine.sample_rate)
-    stream = engine.stream(job.text, job.voice_id, cfg_scale=cfg_scale, steps=steps)
+    stream = engine.stream(job.text, job.voice_id, cfg_scale=cfg_scale, steps=steps, seed=job.seed)
     finished = False
     try:
         async for pcm in stream:
