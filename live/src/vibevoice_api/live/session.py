@@ -487,11 +487,15 @@ class Session:
     def _can_answer(self) -> bool:
         return self.response is None or self.response.done
 
-    async def _add_item(self, item: dict[str, Any], previous: str | None) -> None:
+    def _store(self, item: dict[str, Any]) -> None:
+        """Keep an item in the conversation; the oldest go once there are more than the limit."""
         self.items[item["id"]] = item
         while len(self.items) > self.settings.live_max_items:
             old, _ = self.items.popitem(last=False)
             self.turns.pop(old, None)
+
+    async def _add_item(self, item: dict[str, Any], previous: str | None) -> None:
+        self._store(item)
         await self.send({"type": "conversation.item.added", "previous_item_id": previous, "item": item})
         await self.send({"type": "conversation.item.done", "previous_item_id": previous, "item": item})
 
@@ -651,8 +655,10 @@ class Session:
             )
         del self.items[item_id]
         turn = self.turns.pop(item_id, None)
-        if turn is not None and turn.task is not None:
+        if turn is not None and turn.task is not None and not turn.finished.is_set():
             turn.task.cancel()
+            turn.failed = True
+            turn.finished.set()  # a response waiting for this transcript fails instead of waiting forever
         await self.send({"type": "conversation.item.deleted", "item_id": item_id})
 
     async def on_item_retrieve(self, event: dict[str, Any]) -> None:
@@ -838,6 +844,10 @@ class Session:
         turn = self.turns.get(target.get("id", ""))
         if turn is not None:
             await turn.finished.wait()
+            if turn.failed:
+                raise UpstreamError(
+                    {"type": "server_error", "code": "transcription_failed", "message": "The turn was not transcribed."}
+                )
             text = turn.transcript or ""
         else:
             text = " ".join(
@@ -928,7 +938,7 @@ class Session:
         public = {k: v for k, v in item.items() if not k.startswith("_")}
         await self.send({"type": "response.output_item.done", **base, "item": public})
         if resp.conversation:
-            self.items[item_id] = item
+            self._store(item)
             await self.send({"type": "conversation.item.added", "previous_item_id": None, "item": public})
             await self.send({"type": "conversation.item.done", "previous_item_id": None, "item": public})
 
@@ -953,7 +963,7 @@ class Session:
             resp.item["status"] = "incomplete"
             resp.item["_audio_ms"] = resp.audio_bytes * 1000 // 48000
             if resp.conversation and resp.item["type"] == "message":
-                self.items[resp.item["id"]] = resp.item
+                self._store(resp.item)
         await self._response_done(resp, "cancelled", {"type": "cancelled", "reason": reason})
 
 
