@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 APT_PACKAGES := ffmpeg espeak-ng sox chromium
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps test test-openwebui loadtest lint format run run-tiny tiny-models bench gpu-check clean
+.PHONY: help install system-deps test test-openwebui loadtest lint format run run-tiny tiny-models bench gpu-check fidelity-asr clean
 
 help: ## list the commands
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-16s %s\n", $$1, $$2}'
@@ -74,6 +74,14 @@ gpu-check: install ## GPU smoke check: both engines in bf16 per attention implem
 
 bench: install ## speed figures (ratios measured side by side), see bench/README.md
 	$(BIN)/python bench/run_all.py
+
+REF ?=
+REF_VENV ?= .cache/vibevoice-ref-asr-venv
+fidelity-asr: install ## ASR token-for-token against Microsoft's code: make fidelity-asr REF=<exported microsoft/VibeVoice>
+	@test -n "$(REF)" || { echo "REF=<exported checkout of microsoft/VibeVoice> is required (tests/fidelity/README.md)"; exit 2; }
+	@test -x $(REF_VENV)/bin/python || { $(PYTHON) -m venv $(REF_VENV) && $(REF_VENV)/bin/pip install -q torch==$(TORCH_VERSION) \
+	  && $(REF_VENV)/bin/pip install -q transformers==4.57.1 accelerate diffusers librosa scipy tqdm; }
+	$(BIN)/python tests/fidelity/compare_asr_reference.py --ref $(REF) --ref-python $(REF_VENV)/bin/python --show-unpadded
 
 clean: ## remove caches (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache .hypothesis .cache/tiny-models

@@ -5,8 +5,9 @@ Two layouts exist on the hub:
 - ``microsoft/VibeVoice-ASR-HF`` ("hf"): transformers' ``vibevoice_asr`` config and key names,
   tokenizer included.
 - ``microsoft/VibeVoice-ASR`` ("original", what the seed plan downloads): Microsoft's own config
-  (``model_type: vibevoice``, architecture ``VibeVoiceForASRTraining``) and key names, unused
-  acoustic *decoder* weights, no tokenizer files (it borrows Qwen2.5-7B's).
+  (``model_type: vibevoice``, architecture ``VibeVoiceForASRTraining``, or
+  ``VibeVoiceASRForConditionalGeneration`` for a fine-tune saved with Microsoft's code) and key names,
+  unused acoustic *decoder* weights, no tokenizer files (it borrows Qwen2.5-7B's).
 
 The conversion renames keys shard by shard (one shard in memory at a time), drops the decoder,
 translates the config, and copies the tokenizer files. ``python -m vibevoice_api.asr.engine.convert
@@ -37,7 +38,9 @@ TOKENIZER_FILES = (
     "special_tokens_map.json",
     "added_tokens.json",
 )
-ORIGINAL_ARCH = "VibeVoiceForASRTraining"
+# The published checkpoint names Microsoft's training class; a fine-tune merged and saved with Microsoft's
+# code (its finetuning-asr/README.md) names the inference class. Same config format and key names.
+ORIGINAL_ARCHS = ("VibeVoiceForASRTraining", "VibeVoiceASRForConditionalGeneration")
 
 
 def read_config(folder: Path) -> dict[str, Any]:
@@ -53,7 +56,7 @@ def detect_layout(folder: Path) -> str:
     if cfg.get("model_type") == "vibevoice_asr":
         return "hf"
     # The original ASR checkpoint shares model_type "vibevoice" with the TTS model: tell them apart by architecture.
-    if cfg.get("model_type") == "vibevoice" and ORIGINAL_ARCH in archs:
+    if cfg.get("model_type") == "vibevoice" and any(a in ORIGINAL_ARCHS for a in archs):
         return "original"
     raise ModelLoadError(
         f"{folder} holds a model_type={cfg.get('model_type')!r} architectures={archs} checkpoint, not VibeVoice-ASR "
@@ -151,6 +154,11 @@ def convert_config(orig: dict[str, Any], token_ids: dict[str, int]) -> dict[str,
             f"original VibeVoice-ASR config.json lacks {exc}: the file is damaged or not ASR."
         ) from exc
     text["model_type"] = "qwen2"
+    if "rope_theta" in text or "rope_parameters" in text:
+        # Microsoft's code (transformers 4.x) reads rope_theta / rope_scaling and ignores rope_parameters,
+        # which its save_pretrained may nevertheless copy from a newer config: the 4.x keys decide.
+        text.pop("rope_parameters", None)
+        text["rope_theta"] = text.get("rope_theta", 10000.0)
     return {
         "model_type": "vibevoice_asr",
         "architectures": ["VibeVoiceAsrForConditionalGeneration"],
