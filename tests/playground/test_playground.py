@@ -302,6 +302,24 @@ def test_segments_appear_while_the_transcript_streams(stack, page, console, spee
     assert console.errors == []
 
 
+def test_transcribe_a_microphone_recording(stack, page, console):
+    """Record from the (fake) microphone, stop, transcribe: the browser's own recording format is accepted."""
+    uploads: list[str] = []
+    page.on("request", lambda r: r.url.endswith("/v1/audio/transcriptions") and uploads.append(r.url))
+    page.goto(stack["gw"] + "/playground")
+    page.get_by_role("button", name="Record from microphone").click()
+    expect(page.locator("#asr-status")).to_have_text(re.compile("^Recording"))
+    page.wait_for_timeout(2500)  # two and a half seconds of the fake microphone's speech
+    page.get_by_role("button", name="Stop recording").click()
+    expect(page.locator("#asr-status")).to_have_text("recording.webm ready.")
+    page.get_by_role("button", name="Transcribe", exact=True).click()
+    expect(page.locator("#asr-status")).to_have_class(re.compile(r"\bok\b"), timeout=LONG)
+    rows = page.get_by_role("region", name="Transcript", exact=True).locator("li")
+    expect(rows.first).to_be_visible()
+    assert uploads and rows.count() >= 1
+    assert console.errors == []
+
+
 # ----------------------------------------------------------------------------- live
 
 
@@ -500,7 +518,7 @@ def test_page_without_keys_has_no_key_field(stack, page):
 # ----------------------------------------------------------------------------- offline docs
 
 
-@pytest.mark.parametrize("process", ["gw", "asr", "tts"])
+@pytest.mark.parametrize("process", ["gw", "asr", "tts", "live"])
 def test_docs_render_with_other_hosts_blocked(stack, page, console, process):
     base = stack[process]
     elsewhere: list[str] = []
