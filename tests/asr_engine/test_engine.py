@@ -66,6 +66,23 @@ def test_one_time_conversion_matches_in_memory(layouts, engines, tmp_path):
         eng.close()
 
 
+def test_a_merged_fine_tune_is_read_as_the_original_layout(layouts, engines, tmp_path):
+    """Microsoft's finetuning-asr merges LoRA weights and saves its inference class: same keys and config,
+    architectures ["VibeVoiceASRForConditionalGeneration"]. It loads and transcribes like the original."""
+    src = tmp_path / "merged" / "VibeVoice-ASR"
+    shutil.copytree(layouts["original"], src)
+    cfg = json.loads((src / "config.json").read_text())
+    cfg["architectures"] = ["VibeVoiceASRForConditionalGeneration"]
+    (src / "config.json").write_text(json.dumps(cfg))
+    assert detect_layout(src) == "original"
+    eng = ASREngine.load(EngineConfig(model_dir=src, device="cpu", min_new_tokens=24))
+    try:
+        audio = tone(1.5, 500)
+        assert asyncio.run(eng.transcribe(audio)) == asyncio.run(engines["original"].transcribe(audio))
+    finally:
+        eng.close()
+
+
 def test_key_renames_round_trip(layouts):
     from safetensors import safe_open
 
