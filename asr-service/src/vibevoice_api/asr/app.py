@@ -6,17 +6,23 @@ in ``routes/`` and the shared discovery routes.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI
-from vibevoice_api.shared import discovery
-from vibevoice_api.shared.app import create_app
-from vibevoice_api.shared.lifecycle import ModelHolder, holder_readiness, model_lifespan
-from vibevoice_api.shared.openapi import install_openapi
+from vibevoice_api.shared.lifecycle import holder_readiness
+from vibevoice_api.shared.model_app import Service, create_model_app
 
 from . import metrics
 from .routes import transcription
 from .settings import ASRSettings
+
+ASR = Service(
+    "asr",
+    "vibevoice-api ASR service",
+    "VibeVoice-ASR behind the OpenAI transcription API.",
+    ("/v1/audio/transcriptions", "/v1/audio/translations"),
+)
 
 
 def load_engine(settings: ASRSettings) -> Any:
@@ -81,22 +87,5 @@ def build_app(settings: ASRSettings | None = None, engine: Any = None) -> FastAP
 
         settings.tmp_dir.mkdir(parents=True, exist_ok=True)
         tempfile.tempdir = str(settings.tmp_dir)  # where uploads are spooled
-    holder: ModelHolder[Any] = ModelHolder(settings.asr_model_id)
-    app = create_app(
-        title="vibevoice-api ASR service",
-        service="asr",
-        settings=settings,
-        readiness=backend_readiness,
-        lifespan=model_lifespan(holder, lambda: load_engine(settings), settings.warmup, engine),
-        admission=(
-            settings.max_concurrency + settings.max_queue,
-            ("/v1/audio/transcriptions", "/v1/audio/translations"),
-        ),
-        description="VibeVoice-ASR behind the OpenAI transcription API.",
-    )
-    app.state.holder = holder
-    app.state.identity = settings.identity
-    app.include_router(transcription.router)
-    app.include_router(discovery.router)
-    install_openapi(app)
-    return app
+    load = partial(load_engine, settings)
+    return create_model_app(ASR, settings, settings.identity, load, engine, [transcription.router], backend_readiness)

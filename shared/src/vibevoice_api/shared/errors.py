@@ -13,11 +13,28 @@ from typing import Any
 
 
 class APIError(Exception):
-    """Base class: an error a client should see, with its HTTP status."""
+    """Base class: an error a client should see, with its HTTP status.
+
+    Subclasses declare their status and defaults in the class line:
+    ``class PayloadTooLargeError(APIError, status=413, code="request_too_large")``; the error type
+    is ``invalid_request_error`` below 500 and ``server_error`` from 500 unless ``type`` says otherwise.
+    """
 
     status_code: int = 500
     error_type: str = "server_error"
     default_code: str | None = None
+
+    def __init_subclass__(
+        cls, *, status: int | None = None, type: str | None = None, code: str | None = None, **kw: Any
+    ) -> None:
+        super().__init_subclass__(**kw)
+        if status is not None:
+            cls.status_code = status
+            cls.error_type = "invalid_request_error" if status < 500 else "server_error"
+        if type is not None:
+            cls.error_type = type
+        if code is not None:
+            cls.default_code = code
 
     def __init__(
         self,
@@ -40,32 +57,21 @@ class APIError(Exception):
         return error_body(self.message, self.error_type, self.param, self.code)
 
 
-class InvalidRequestError(APIError):
+class InvalidRequestError(APIError, status=400):
     """400: a parameter is missing, malformed or out of range."""
 
-    status_code = 400
-    error_type = "invalid_request_error"
 
-
-class AuthenticationError(APIError):
-    status_code = 401
-    error_type = "invalid_request_error"
-    default_code = "invalid_api_key"
-
+class AuthenticationError(APIError, status=401, code="invalid_api_key"):
     def __init__(self, message: str = "Incorrect API key provided.", **kw: Any) -> None:
         kw.setdefault("headers", {"WWW-Authenticate": "Bearer"})
         super().__init__(message, **kw)
 
 
-class NotFoundError(APIError):
-    status_code = 404
-    error_type = "invalid_request_error"
-    default_code = "not_found"
+class NotFoundError(APIError, status=404, code="not_found"):
+    pass
 
 
-class ModelNotFoundError(NotFoundError):
-    default_code = "model_not_found"
-
+class ModelNotFoundError(NotFoundError, code="model_not_found"):
     def __init__(self, model: str, available: list[str] | None = None) -> None:
         msg = f"The model `{model}` does not exist or you do not have access to it."
         if available:
@@ -73,21 +79,12 @@ class ModelNotFoundError(NotFoundError):
         super().__init__(msg, param="model")
 
 
-class PayloadTooLargeError(APIError):
-    status_code = 413
-    error_type = "invalid_request_error"
-    default_code = "request_too_large"
+class PayloadTooLargeError(APIError, status=413, code="request_too_large"):
+    pass
 
 
-class UnsupportedMediaError(APIError):
-    status_code = 415
-    error_type = "invalid_request_error"
-    default_code = "unsupported_media_type"
-
-
-class UnprocessableError(APIError):
-    status_code = 422
-    error_type = "invalid_request_error"
+class UnsupportedMediaError(APIError, status=415, code="unsupported_media_type"):
+    pass
 
 
 class RetryLaterError(APIError):
@@ -102,42 +99,29 @@ class RetryLaterError(APIError):
         super().__init__(message, headers=headers, **kw)
 
 
-class RateLimitError(RetryLaterError):
+class RateLimitError(RetryLaterError, status=429, type="rate_limit_error", code="rate_limit_exceeded"):
     """429: the admission queue is full; the client should retry later."""
 
-    status_code = 429
-    error_type = "rate_limit_error"
-    default_code = "rate_limit_exceeded"
     default_retry_after = 1
 
     def __init__(self, message: str = "Server is busy; retry shortly.", **kw: Any) -> None:
         super().__init__(message, **kw)
 
 
-class BadGatewayError(APIError):
-    status_code = 502
-    error_type = "server_error"
-    default_code = "bad_gateway"
+class BadGatewayError(APIError, status=502, code="bad_gateway"):
+    pass
 
 
-class ServiceUnavailableError(RetryLaterError):
+class ServiceUnavailableError(RetryLaterError, status=503, code="service_unavailable"):
     """503: not ready yet (model loading), upstream down, or shutting down."""
 
-    status_code = 503
-    error_type = "server_error"
-    default_code = "service_unavailable"
+
+class GatewayTimeoutError(RetryLaterError, status=504, code="timeout"):
+    pass
 
 
-class GatewayTimeoutError(RetryLaterError):
-    status_code = 504
-    error_type = "server_error"
-    default_code = "timeout"
-
-
-class InternalError(APIError):
-    status_code = 500
-    error_type = "server_error"
-    default_code = "internal_error"
+class InternalError(APIError, status=500, code="internal_error"):
+    pass
 
 
 def error_body(message: str, type_: str, param: str | None = None, code: str | None = None) -> dict[str, Any]:

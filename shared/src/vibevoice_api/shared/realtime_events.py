@@ -69,13 +69,10 @@ class Session(BaseModel):
     audio: SessionAudio
 
 
-class SessionCreated(RealtimeEvent):
-    type: Literal["session.created"] = "session.created"
-    session: Session
+class SessionEvent(RealtimeEvent):
+    """``session.created`` on connect; ``session.updated`` after each ``session.update``."""
 
-
-class SessionUpdated(RealtimeEvent):
-    type: Literal["session.updated"] = "session.updated"
+    type: Literal["session.created", "session.updated"]
     session: Session
 
 
@@ -84,6 +81,8 @@ class SessionUpdated(RealtimeEvent):
 
 
 class InputText(BaseModel):
+    """Text content of a message item (``text`` parts are accepted as well)."""
+
     type: Literal["input_text"] = "input_text"
     text: str
 
@@ -96,6 +95,8 @@ class MessageItem(BaseModel):
 
 
 class ConversationItemCreated(RealtimeEvent):
+    """The answer to ``conversation.item.create``: the text is queued for the next response."""
+
     type: Literal["conversation.item.created"] = "conversation.item.created"
     item: MessageItem
 
@@ -111,12 +112,16 @@ class Response(BaseModel):
     output: list[dict] | None = None
 
 
-class ResponseCreated(RealtimeEvent):
-    type: Literal["response.created"] = "response.created"
+class ResponseEvent(RealtimeEvent):
+    """``response.created`` (status in_progress, empty output) and ``response.done`` (final status)."""
+
+    type: Literal["response.created", "response.done"]
     response: Response
 
 
 class OutputAudioDone(RealtimeEvent):
+    """The response's audio is complete (``response.done`` follows)."""
+
     type: Literal["response.output_audio.done"] = "response.output_audio.done"
     response_id: str
     item_id: str
@@ -125,10 +130,7 @@ class OutputAudioDone(RealtimeEvent):
 
 
 class OutputAudioDelta(OutputAudioDone):
+    """A chunk of the response's audio, as soon as it is generated."""
+
     type: Literal["response.output_audio.delta"] = "response.output_audio.delta"  # type: ignore[assignment]
     delta: str  # base64 PCM16, 24 kHz mono
-
-
-class ResponseDone(RealtimeEvent):
-    type: Literal["response.done"] = "response.done"
-    response: Response

@@ -216,6 +216,8 @@ class VoiceList(BaseModel):
 
 
 class ErrorDetail(BaseModel):
+    """OpenAI's error object: every key present, null where unknown."""
+
     message: str
     type: str
     param: str | None = None
@@ -223,6 +225,8 @@ class ErrorDetail(BaseModel):
 
 
 class ErrorResponse(BaseModel):
+    """What every failed request gets back (with a meaningful HTTP status)."""
+
     error: ErrorDetail
 
 

@@ -6,16 +6,21 @@ in ``routes/`` and the shared discovery routes.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI
-from vibevoice_api.shared import discovery
-from vibevoice_api.shared.app import create_app
-from vibevoice_api.shared.lifecycle import ModelHolder, holder_readiness, model_lifespan
-from vibevoice_api.shared.openapi import install_openapi
+from vibevoice_api.shared.model_app import Service, create_model_app
 
 from .routes import realtime, speech, voices
 from .settings import TTSSettings
+
+TTS = Service(
+    "tts",
+    "vibevoice-api TTS service",
+    "VibeVoice-Realtime-0.5B behind the OpenAI speech API, streaming.",
+    ("/v1/audio/speech",),
+)
 
 
 def load_engine(settings: TTSSettings) -> Any:
@@ -50,22 +55,5 @@ def load_engine(settings: TTSSettings) -> Any:
 
 def build_app(settings: TTSSettings | None = None, engine: Any = None) -> FastAPI:
     settings = settings or TTSSettings()
-    holder: ModelHolder[Any] = ModelHolder(settings.tts_model_id)
-    app = create_app(
-        title="vibevoice-api TTS service",
-        service="tts",
-        settings=settings,
-        readiness=holder_readiness,
-        lifespan=model_lifespan(holder, lambda: load_engine(settings), settings.warmup, engine),
-        admission=(settings.max_concurrency + settings.max_queue, ("/v1/audio/speech",)),
-        description="VibeVoice-Realtime-0.5B behind the OpenAI speech API, streaming.",
-    )
-    app.state.holder = holder
-    app.state.identity = settings.identity
-    app.include_router(speech.router)
-    app.include_router(voices.router)
-    app.include_router(discovery.router)
-    if settings.tts_realtime_enabled:
-        app.include_router(realtime.router)
-    install_openapi(app)
-    return app
+    routers = [speech.router, voices.router] + ([realtime.router] if settings.tts_realtime_enabled else [])
+    return create_model_app(TTS, settings, settings.identity, partial(load_engine, settings), engine, routers)

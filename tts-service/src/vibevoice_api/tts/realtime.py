@@ -31,12 +31,10 @@ from vibevoice_api.shared.realtime_events import (
     RealtimeError,
     RealtimeEvent,
     Response,
-    ResponseCreated,
-    ResponseDone,
+    ResponseEvent,
     Session,
     SessionAudio,
-    SessionCreated,
-    SessionUpdated,
+    SessionEvent,
     new_id,
 )
 
@@ -84,7 +82,7 @@ class RealtimeSession:
             await self.error(exc)
             await self.ws.close(code=1008 if exc.status_code < 500 else 1011)
             return
-        await self.send(SessionCreated(session=self.session_obj()))
+        await self.send(SessionEvent(type="session.created", session=self.session_obj()))
         try:
             while True:
                 raw = await self.ws.receive_text()
@@ -159,7 +157,7 @@ class RealtimeSession:
         except APIError as exc:
             await self.error(exc, eid)
             return
-        await self.send(SessionUpdated(session=self.session_obj()))
+        await self.send(SessionEvent(type="session.updated", session=self.session_obj()))
 
     async def create_response(self, response: dict[str, Any], eid: str | None) -> None:
         if self.current is not None and not self.current.done():
@@ -188,7 +186,9 @@ class RealtimeSession:
 
     async def speak(self, rid: str, text: str, voice: str, seed: int | None = None) -> None:
         item_id = new_id("item")
-        await self.send(ResponseCreated(response=Response(id=rid, status="in_progress", output=[])))
+        await self.send(
+            ResponseEvent(type="response.created", response=Response(id=rid, status="in_progress", output=[]))
+        )
         status = "completed"
         engine = self.holder.require()
         tempo = StreamingTempo(self.speed, engine.sample_rate)
@@ -216,7 +216,7 @@ class RealtimeSession:
         finally:
             await stream.aclose()
             with contextlib.suppress(Exception):
-                await self.send(ResponseDone(response=Response(id=rid, status=status)))  # type: ignore[arg-type]
+                await self.send(ResponseEvent(type="response.done", response=Response(id=rid, status=status)))  # type: ignore[arg-type]
 
     async def cancel_current(self) -> None:
         task = self.current
