@@ -205,7 +205,10 @@ def test_parser_emits_segments_as_objects_close():
     for i in range(0, len(text), 7):
         out.append(p.feed(text[i : i + 7]))
     flat = [s for chunk in out for s in chunk]
-    assert flat == [Segment(0.0, 1.5, 0, "Hi there."), Segment(1.5, 3.0, 1, "Hello")]
+    assert flat == [
+        Segment(start=0.0, end=1.5, speaker=0, text="Hi there."),
+        Segment(start=1.5, end=3.0, speaker=1, text="Hello"),
+    ]
     first_at = next(i for i, c in enumerate(out) if c)
     assert first_at < len(out) - 3  # the first segment came out long before the end
 
@@ -213,10 +216,10 @@ def test_parser_emits_segments_as_objects_close():
 def test_parser_truncated_and_garbage():
     p = SegmentParser()
     p.feed('[{"Start": 0, "End": 2, "Speaker": 0, "Content": "done"}, {"Start": 2, "End": 4, "Spea')
-    assert p.finish(5.0) == [Segment(0.0, 2.0, 0, "done")]
+    assert p.finish(5.0) == [Segment(start=0.0, end=2.0, speaker=0, text="done")]
     g = SegmentParser()
     g.feed("<|im_start|>assistant\nrandom words, no json")
-    assert g.finish(3.0) == [Segment(0.0, 3.0, None, "random words, no json")]
+    assert g.finish(3.0) == [Segment(start=0.0, end=3.0, speaker=None, text="random words, no json")]
     assert SegmentParser().finish(1.0) == []
 
 
@@ -256,7 +259,7 @@ def test_long_audio_pieces_reread_an_overlap():
 
 
 def _seg(start, end, speaker, text=""):
-    return Segment(float(start), float(end), speaker, text or f"{start}-{end}")
+    return Segment(start=float(start), end=float(end), speaker=speaker, text=text or f"{start}-{end}")
 
 
 def test_speakers_stay_the_same_across_pieces():

@@ -41,7 +41,7 @@ def test_parser_rewinds_and_tolerates_continuations():
     assert p.text.endswith('"Hi."}')  # a retry continues right after the last complete segment
     # a continuation that repeats the closing brace and re-opens the array is still parsed
     got = p.feed('}, [{"Start": 1.5, "End": 2.0, "Speaker": 1, "Content": "Yes."}]')
-    assert got == [Segment(1.5, 2.0, 1, "Yes.")]
+    assert got == [Segment(start=1.5, end=2.0, speaker=1, text="Yes.")]
     p.rewind(0)
     assert p.text.endswith('"Yes."}') and len(p.segments) == 2  # never forgets what was handed out
 

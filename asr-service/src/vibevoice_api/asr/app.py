@@ -41,7 +41,6 @@ def load_engine(settings: ASRSettings) -> Any:
         max_batch_wait_ms=settings.asr_max_batch_wait_ms,
         max_single_pass_seconds=settings.asr_max_single_pass_seconds,
         longform_overlap_seconds=settings.asr_longform_overlap_seconds,
-        max_audio_seconds=settings.asr_max_audio_seconds,
         min_new_tokens=settings.asr_min_new_tokens,
         tokens_per_second=settings.asr_tokens_per_second,
         loop_detection=settings.asr_loop_detection,

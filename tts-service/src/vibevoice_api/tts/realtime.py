@@ -38,6 +38,7 @@ from vibevoice_api.shared.realtime_events import (
     new_id,
 )
 
+from .engine_api import SpeechEngine
 from .settings import TTSSettings
 from .speech import b64, check_text, choose_voice
 
@@ -46,7 +47,7 @@ MAX_MESSAGE_BYTES = 1 << 20
 
 
 class RealtimeSession:
-    def __init__(self, ws: WebSocket, holder: ModelHolder[Any], settings: TTSSettings) -> None:
+    def __init__(self, ws: WebSocket, holder: ModelHolder[SpeechEngine], settings: TTSSettings) -> None:
         self.ws = ws
         self.holder = holder
         self.settings = settings

@@ -16,6 +16,7 @@ import numpy as np
 from vibevoice_api.shared.audio import StreamingEncoder, StreamingTempo
 from vibevoice_api.shared.errors import InvalidRequestError
 
+from .engine_api import SpeechEngine
 from .settings import TTSSettings
 
 log = logging.getLogger("vibevoice_api.tts")
@@ -46,7 +47,7 @@ def check_text(text: Any, settings: TTSSettings) -> str:
     return cleaned
 
 
-def choose_voice(engine: Any, name: str | None, settings: TTSSettings) -> str:
+def choose_voice(engine: SpeechEngine, name: str | None, settings: TTSSettings) -> str:
     """Preset id for a request's voice: preset names, short names, OpenAI names (mapped), default."""
     if name is None or not str(name).strip():
         name = settings.tts_default_voice
@@ -64,7 +65,7 @@ def choose_voice(engine: Any, name: str | None, settings: TTSSettings) -> str:
 
 
 async def encoded_chunks(
-    engine: Any, job: SpeechJob, *, cfg_scale: float | None = None, steps: int | None = None
+    engine: SpeechEngine, job: SpeechJob, *, cfg_scale: float | None = None, steps: int | None = None
 ) -> AsyncIterator[bytes]:
     """Encoded bytes as the engine produces audio; the concatenation is a complete file."""
     encoder = StreamingEncoder(job.response_format, engine.sample_rate)

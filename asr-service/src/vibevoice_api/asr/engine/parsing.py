@@ -11,20 +11,16 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+
+from vibevoice_api.shared.transcripts import Seg
 
 _DECODER = json.JSONDecoder()
 _SPECIAL = re.compile(r"<\|[a-zA-Z0-9_]+\|>")
 
 
-@dataclass(frozen=True)
-class Segment:
-    start: float
-    end: float
-    speaker: int | None
-    text: str
-    # The generation steps that wrote ``text`` (see :mod:`.textstream`), filled in by the engine.
-    pieces: tuple = field(default=(), compare=False, repr=False)
+# The one segment type between the engine and the HTTP layer (start, end, text, speaker, pieces: the
+# generation steps that wrote ``text``, see :mod:`.textstream`, filled in by the engine).
+Segment = Seg
 
 
 def _num(value: object) -> float | None:
@@ -52,7 +48,8 @@ def segment_from(obj: object) -> Segment | None:
     speaker = int(spk) if isinstance(spk, (int, float)) and not isinstance(spk, bool) else None
     if isinstance(spk, str) and spk.strip().isdigit():
         speaker = int(spk.strip())
-    return Segment(start if start is not None else 0.0, end if end is not None else (start or 0.0), speaker, content)
+    start = start if start is not None else 0.0
+    return Segment(start=start, end=end if end is not None else start, speaker=speaker, text=content)
 
 
 class SegmentParser:
@@ -127,4 +124,4 @@ class SegmentParser:
         raw = re.sub(r"^\s*assistant\s*", "", raw).strip()
         if not raw:
             return []
-        return [Segment(0.0, duration, None, raw)]
+        return [Segment(start=0.0, end=duration, speaker=None, text=raw)]

@@ -59,7 +59,6 @@ class EngineConfig:
     max_queue: int = 32
     max_single_pass_seconds: float = 3600.0
     longform_overlap_seconds: float = 30.0
-    max_audio_seconds: float | None = None
     tokens_per_second: float = 12.0  # generation budget: enough for dense speech plus the JSON around it
     min_new_tokens: int = 256
     max_new_tokens: int = 32768
@@ -328,13 +327,9 @@ class ASREngine:
         return context_text(prompt, language, task), parts
 
     def _check(self, audio: np.ndarray) -> None:
+        # The duration limit is the decoder's (shared.audio.decode_audio): it stops reading a long upload early.
         if audio.ndim != 1 or audio.shape[0] == 0:
             raise InvalidRequestError("The audio contains no samples.", param="file", code="empty_audio")
-        limit = self.cfg.max_audio_seconds
-        if limit and audio.shape[0] / SAMPLE_RATE > limit:
-            raise InvalidRequestError(
-                f"Audio is longer than the maximum of {limit:.0f} seconds.", param="file", code="audio_too_long"
-            )
 
     def _submit(self, job: _Job) -> None:
         if self.fatal_error is not None:

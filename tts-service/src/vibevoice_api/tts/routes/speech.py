@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
@@ -16,6 +15,7 @@ from vibevoice_api.shared.openapi import AUDIO_RESPONSE
 from vibevoice_api.shared.schemas import ERROR_RESPONSES, SpeechRequest
 
 from .. import metrics
+from ..engine_api import SpeechEngine, engine_of
 from ..settings import TTSSettings
 from ..speech import SpeechJob, b64, check_text, choose_voice, encoded_chunks
 
@@ -27,7 +27,7 @@ router = APIRouter(tags=["audio"])
 async def speech(req: SpeechRequest, request: Request) -> Response:
     started = time.perf_counter()
     settings: TTSSettings = request.app.state.settings
-    eng = request.app.state.holder.require()
+    eng = engine_of(request)
     settings.identity.check(req.model)
     text = check_text(req.input, settings)
     job = SpeechJob(
@@ -63,7 +63,7 @@ async def speech(req: SpeechRequest, request: Request) -> Response:
 
 
 async def _audio(
-    first: bytes, chunks: AsyncIterator[bytes], started: float, eng: Any, job: SpeechJob
+    first: bytes, chunks: AsyncIterator[bytes], started: float, eng: SpeechEngine, job: SpeechJob
 ) -> AsyncIterator[bytes]:
     try:
         if first:
@@ -78,7 +78,7 @@ async def _audio(
 
 
 async def _events(
-    first: bytes, chunks: AsyncIterator[bytes], started: float, text: str, eng: Any, job: SpeechJob
+    first: bytes, chunks: AsyncIterator[bytes], started: float, text: str, eng: SpeechEngine, job: SpeechJob
 ) -> AsyncIterator[Event]:
     try:
         if first:
@@ -87,7 +87,7 @@ async def _events(
             yield SpeechAudioDelta(audio=b64(data))
         seconds = _account(started, eng, job)
         out_tokens = int(round(seconds * 7.5))  # speech latents: 7.5 per second of audio
-        in_tokens = _count_tokens(eng, text)
+        in_tokens = eng.count_tokens(text)
         usage = SpeechUsage(input_tokens=in_tokens, output_tokens=out_tokens, total_tokens=in_tokens + out_tokens)
         yield SpeechAudioDone(usage=usage)
     finally:
@@ -96,19 +96,9 @@ async def _events(
         await chunks.aclose()  # type: ignore[attr-defined]
 
 
-def _account(started: float, eng: Any, job: SpeechJob) -> float:
+def _account(started: float, eng: SpeechEngine, job: SpeechJob) -> float:
     seconds = job.samples / eng.sample_rate
     if seconds:
         metrics.AUDIO_SECONDS.inc(seconds)
         metrics.RTF.observe((time.perf_counter() - started) / seconds)
     return seconds
-
-
-def _count_tokens(eng: Any, text: str) -> int:
-    counter = getattr(eng, "count_tokens", None)
-    if callable(counter):
-        try:
-            return int(counter(text))
-        except Exception:  # noqa: BLE001
-            pass
-    return len(text.split())
