@@ -17,11 +17,9 @@ from . import metrics
 from .routes import transcription
 from .settings import ASRSettings
 
+#: Transcriptions and translations are the paths bounded by max_concurrency + max_queue.
 ASR = Service(
-    "asr",
-    "vibevoice-api ASR service",
-    "VibeVoice-ASR behind the OpenAI transcription API.",
-    ("/v1/audio/transcriptions", "/v1/audio/translations"),
+    "asr", "VibeVoice-ASR behind the OpenAI transcription API.", ("/v1/audio/transcriptions", "/v1/audio/translations")
 )
 
 
@@ -33,19 +31,7 @@ def load_engine(settings: ASRSettings) -> Any:
     ensure_snapshot(
         settings.asr_model_path, settings.asr_hf_repo, allow_download=settings.auto_download, what="VibeVoice-ASR"
     )
-    cfg = EngineConfig(
-        model_dir=settings.asr_model_path,
-        **settings.engine_options,
-        max_batch_size=settings.asr_max_batch_size,
-        batch_audio_seconds=settings.asr_batch_audio_seconds,
-        max_batch_wait_ms=settings.asr_max_batch_wait_ms,
-        max_single_pass_seconds=settings.asr_max_single_pass_seconds,
-        longform_overlap_seconds=settings.asr_longform_overlap_seconds,
-        min_new_tokens=settings.asr_min_new_tokens,
-        tokens_per_second=settings.asr_tokens_per_second,
-        loop_detection=settings.asr_loop_detection,
-        loop_retries=settings.asr_loop_retries,
-    )
+    cfg = settings.engine_config(EngineConfig, "asr_", model_dir=settings.asr_model_path)
     if settings.asr_backend == "vllm":
         from .engine.vllm_backend import connect
 

@@ -8,43 +8,36 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
 import numpy as np
 from starlette.requests import HTTPConnection
 from vibevoice_api.shared.transcripts import Seg
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from .engine.runtime import Usage
     from .engine.textstream import TextPiece
+
+
+class TranscribeOptions(TypedDict, total=False):
+    prompt: str | None  # context for the model (hotwords, names)
+    language: str | None  # ISO-639-1 hint
+    temperature: float
+    task: str  # transcribe | translate
+    usage: Usage | None  # counts the tokens read and written, when given
 
 
 class TranscriptionEngine(Protocol):
     sample_rate: int  # of the mono float32 audio the engine takes
 
-    async def transcribe(
-        self,
-        audio: np.ndarray,
-        *,
-        prompt: str | None = None,
-        language: str | None = None,
-        temperature: float = 0.0,
-        task: str = "transcribe",
-        usage: Usage | None = None,
-    ) -> list[Seg]:
+    async def transcribe(self, audio: np.ndarray, **options: Unpack[TranscribeOptions]) -> list[Seg]:
         """The whole transcript's segments (the duration limit was checked when the audio was decoded)."""
         ...
 
     def transcribe_stream(
-        self,
-        audio: np.ndarray,
-        *,
-        prompt: str | None = None,
-        language: str | None = None,
-        temperature: float = 0.0,
-        task: str = "transcribe",
-        text: bool = False,
-        usage: Usage | None = None,
+        self, audio: np.ndarray, *, text: bool = False, **options: Unpack[TranscribeOptions]
     ) -> AsyncIterator[Seg | TextPiece]:
         """Segments as they complete; with ``text``, the transcript's text as it is generated too."""
         ...

@@ -21,9 +21,12 @@ from .openapi import install_openapi
 @dataclass(frozen=True)
 class Service:
     name: str  # in logs and metrics: asr, tts
-    title: str
     description: str
     heavy_paths: tuple[str, ...]  # bounded by max_concurrency + max_queue (429 beyond)
+
+    @property
+    def title(self) -> str:
+        return f"vibevoice-api {self.name.upper()} service"
 
 
 def create_model_app(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import Field, field_validator
 
 from .settings import CommonSettings
+
+C = TypeVar("C")
 
 
 class ModelServiceSettings(CommonSettings):
@@ -38,12 +41,16 @@ class ModelServiceSettings(CommonSettings):
             return v
         raise ValueError(f"VIBEVOICE_DEVICE must be auto, cpu, cuda or cuda:N (got {v!r})")
 
-    @property
-    def engine_options(self) -> dict[str, Any]:
-        """What every engine config takes from these settings: device, precision, attention, queue bound."""
-        return {
-            "device": self.device,
-            "dtype": None if self.dtype == "auto" else self.dtype,
-            "attn_implementation": self.attn_implementation,
-            "max_queue": self.max_queue,
-        }
+    def engine_config(self, config_type: type[C], prefix: str, **explicit: Any) -> C:
+        """An engine's config (a dataclass) from these settings: each field from the setting named
+        ``prefix + field`` or ``field`` (``asr_min_new_tokens`` → ``min_new_tokens``), ``explicit`` for the
+        rest (paths, renamed settings). ``dtype`` auto becomes None (the engine's choice)."""
+        names = [f.name for f in dataclasses.fields(config_type)]  # type: ignore[arg-type]
+        values: dict[str, Any] = {}
+        for name in names:
+            setting = next((n for n in (prefix + name, name) if n in type(self).model_fields), None)
+            if setting is not None:
+                values[name] = getattr(self, setting)
+        if values.get("dtype") == "auto":
+            values["dtype"] = None
+        return config_type(**{**values, **explicit})

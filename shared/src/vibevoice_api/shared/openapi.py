@@ -12,7 +12,16 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
+from .events import (
+    ErrorEvent,
+    SpeechAudioDelta,
+    SpeechAudioDone,
+    TranscriptTextDelta,
+    TranscriptTextDone,
+    TranscriptTextSegment,
+)
 from .formats import SPEECH_FORMATS
+from .schemas import ErrorResponse, TranscriptionDiarized, TranscriptionJSON, TranscriptionVerbose
 from .transcription_request import NESTED_MODELS, form_schema
 
 REF = "#/components/schemas/{model}"
@@ -35,18 +44,26 @@ def transcription_form(*, translation: bool = False) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": form_schema(translation=translation)}}
 
 
+def event_stream(*events: type[BaseModel]) -> dict[str, Any]:
+    """A ``text/event-stream`` body: each ``data:`` line holds one of ``events`` as JSON."""
+    return {
+        "schema": {
+            "description": "Server-sent events: each `data:` line is one of these, as JSON.",
+            "oneOf": [ref(e) for e in events],
+        }
+    }
+
+
 AUDIO_RESPONSE = {
     "description": "Audio bytes in the requested format (chunked), or server-sent events when stream_format=sse.",
     "content": {
         **{f.content_type: {"schema": {"type": "string", "format": "binary"}} for f in SPEECH_FORMATS.values()},
-        "text/event-stream": {"schema": {"$ref": "#/components/schemas/SSEEvent"}},
+        "text/event-stream": event_stream(SpeechAudioDelta, SpeechAudioDone, ErrorEvent),
     },
 }
 
 
 def transcription_responses() -> dict[int | str, dict[str, Any]]:
-    from .schemas import TranscriptionDiarized, TranscriptionJSON, TranscriptionVerbose
-
     return {
         200: {
             "description": "Transcript in the requested response_format.",
@@ -57,7 +74,9 @@ def transcription_responses() -> dict[int | str, dict[str, Any]]:
                 "text/plain": {"schema": {"type": "string"}},
                 "application/x-subrip": {"schema": {"type": "string"}},
                 "text/vtt": {"schema": {"type": "string"}},
-                "text/event-stream": {"schema": {"$ref": "#/components/schemas/SSEEvent"}},
+                "text/event-stream": event_stream(
+                    TranscriptTextDelta, TranscriptTextSegment, TranscriptTextDone, ErrorEvent
+                ),
             },
         }
     }
@@ -72,27 +91,11 @@ def install_openapi(app: FastAPI) -> None:
         schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
         comps = schema.setdefault("components", {}).setdefault("schemas", {})
         _document_errors(schema)
-        for name, model in list(_EXTRA_MODELS.items()):
+        for model in [*_EXTRA_MODELS.values(), ErrorResponse]:
             js = model.model_json_schema(ref_template=REF)
             for def_name, def_schema in js.pop("$defs", {}).items():
                 comps.setdefault(def_name, def_schema)
-            comps.setdefault(name, js)
-        comps.setdefault(
-            "SSEEvent",
-            {
-                "type": "object",
-                "description": "One server-sent event; `data` holds the JSON event (type speech.audio.delta, ...).",
-                "properties": {"data": {"type": "string"}, "event": {"type": "string"}},
-            },
-        )
-        for name in ("ErrorResponse", "ErrorDetail"):
-            if name not in comps:
-                from .schemas import ErrorResponse
-
-                js = ErrorResponse.model_json_schema(ref_template=REF)
-                for def_name, def_schema in js.pop("$defs", {}).items():
-                    comps.setdefault(def_name, def_schema)
-                comps.setdefault("ErrorResponse", js)
+            comps.setdefault(model.__name__, js)
         app.openapi_schema = schema
         return schema
 

@@ -15,12 +15,7 @@ from vibevoice_api.shared.model_app import Service, create_model_app
 from .routes import realtime, speech, voices
 from .settings import TTSSettings
 
-TTS = Service(
-    "tts",
-    "vibevoice-api TTS service",
-    "VibeVoice-Realtime-0.5B behind the OpenAI speech API, streaming.",
-    ("/v1/audio/speech",),
-)
+TTS = Service("tts", "VibeVoice-Realtime-0.5B behind the OpenAI speech API, streaming.", ("/v1/audio/speech",))
 
 
 def load_engine(settings: TTSSettings) -> Any:
@@ -38,17 +33,8 @@ def load_engine(settings: TTSSettings) -> Any:
             what="Qwen2.5 tokenizer",
             patterns=TOKENIZER_FILES,
         )
-    cfg = EngineConfig(
-        model_dir=path,
-        voices_dir=settings.voices_path,
-        **settings.engine_options,
-        max_concurrency=settings.max_concurrency,
-        cfg_scale=settings.tts_cfg_scale,
-        ddpm_steps=settings.tts_steps,
-        latents_per_token=settings.tts_latents_per_token,
-        min_latents=settings.tts_min_latents,
-        max_piece_tokens=settings.tts_max_piece_tokens,
-        compile=settings.tts_compile,
+    cfg = settings.engine_config(
+        EngineConfig, "tts_", model_dir=path, voices_dir=settings.voices_path, ddpm_steps=settings.tts_steps
     )
     return TTSEngine.load(cfg)
 

@@ -7,10 +7,13 @@ Routes get the loaded engine with :func:`engine_of` (a 503 while the model is st
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
 import numpy as np
 from starlette.requests import HTTPConnection
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 class Voice(Protocol):
@@ -18,6 +21,12 @@ class Voice(Protocol):
     name: str
     language: str | None
     gender: str | None
+
+
+class StreamOptions(TypedDict, total=False):
+    cfg_scale: float | None  # classifier-free guidance (None: the engine's setting)
+    steps: int | None  # diffusion steps per latent (None: the engine's setting)
+    seed: int | None  # reproducible sampling
 
 
 class SpeechEngine(Protocol):
@@ -31,15 +40,7 @@ class SpeechEngine(Protocol):
 
     def count_tokens(self, text: str) -> int: ...
 
-    def stream(
-        self,
-        text: str,
-        voice_id: str,
-        *,
-        cfg_scale: float | None = None,
-        steps: int | None = None,
-        seed: int | None = None,
-    ) -> AsyncIterator[np.ndarray]:
+    def stream(self, text: str, voice_id: str, **options: Unpack[StreamOptions]) -> AsyncIterator[np.ndarray]:
         """Audio chunks as they are generated; closing the iterator stops the generation."""
         ...
 
