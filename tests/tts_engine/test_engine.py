@@ -16,7 +16,6 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from vibevoice_api.tts.engine import EngineConfig, ModelLoadError, TTSEngine, UnknownVoiceError, VoicePresetError
-from vibevoice_api.tts.engine.errors import EngineBusyError
 from vibevoice_api.tts.engine.model import checkpoint_key, module_key
 from vibevoice_api.tts.engine.tiny import write_tiny_realtime_model, write_tiny_voice_presets
 from vibevoice_api.tts.engine.voices import UnsafePresetError, load_pt, load_safetensors, save_safetensors
@@ -82,30 +81,6 @@ def test_stream_chunks_concatenate_to_synthesis(engine):
     assert all(c.size <= 6 * 3200 for c in chunks)
     whole = np.concatenate(chunks)
     assert np.array_equal(whole, engine.synthesize(TEXT, "en-Carter_man", seed=5))
-
-
-def test_cancel_frees_the_slot(models):
-    eng = make(models, max_concurrency=1, max_queue=0, min_latents=3000)
-    try:
-
-        async def scenario():
-            gen = eng.stream("A long sentence that would take a while to speak fully.", "en-Carter_man", seed=0)
-            first = await gen.__anext__()
-            with pytest.raises(EngineBusyError):
-                await eng.stream("busy?", "en-Carter_man").__anext__()
-            await gen.aclose()  # the client went away
-            eng.cfg.min_latents = 12
-            for _ in range(100):
-                if eng.stats()["active_streams"] == 0:
-                    break
-                await asyncio.sleep(0.05)
-            again = [c async for c in eng.stream("Free again.", "en-Carter_man", seed=0)]
-            return first, again
-
-        first, again = asyncio.run(scenario())
-        assert first.size and again
-    finally:
-        eng.close()
 
 
 def test_voice_names(engine):
