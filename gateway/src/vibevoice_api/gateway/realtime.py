@@ -8,7 +8,9 @@ import logging
 
 import websockets
 from starlette.websockets import WebSocket, WebSocketDisconnect
+from vibevoice_api.shared.errors import ServiceUnavailableError
 from vibevoice_api.shared.logs import REQUEST_ID_HEADER, request_id_var
+from vibevoice_api.shared.realtime_events import RealtimeError
 
 log = logging.getLogger("vibevoice_api.gateway.realtime")
 
@@ -30,17 +32,8 @@ async def proxy_realtime(
         )
     except (OSError, asyncio.TimeoutError, websockets.WebSocketException) as exc:
         await ws.accept()
-        await ws.send_json(
-            {
-                "type": "error",
-                "error": {
-                    "type": "server_error",
-                    "code": "service_unavailable",
-                    "message": f"The {service} service is unreachable ({type(exc).__name__}).",
-                    "param": None,
-                },
-            }
-        )
+        unreachable = ServiceUnavailableError(f"The {service} service is unreachable ({type(exc).__name__}).")
+        await ws.send_text(RealtimeError.of(unreachable).to_json())
         await ws.close(code=1011)
         return
     await ws.accept()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, WebSocket
 from vibevoice_api.shared.errors import APIError
+from vibevoice_api.shared.realtime_events import RealtimeError
 
 from ..realtime import proxy_realtime
 from ..upstream import Upstream, get_upstream
@@ -26,7 +27,7 @@ async def realtime(ws: WebSocket) -> None:
         state = await upstream.router.resolve("tts", ws.query_params.get("model"), realtime=True)
     except APIError as exc:
         await ws.accept()
-        await ws.send_json({"type": "error", "error": exc.body()["error"]})
+        await ws.send_text(RealtimeError.of(exc).to_json())
         await ws.close(code=1008)
         return
     await proxy_realtime(ws, state.backend.url, upstream.router.upstream_auth(), upstream.settings.connect_timeout)
