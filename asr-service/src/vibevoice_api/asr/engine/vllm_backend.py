@@ -33,6 +33,7 @@ from .backend import GenerationRequest, TokenSink
 from .prompt import AUDIO
 
 log = logging.getLogger("vibevoice_api.asr.vllm")
+AUDIO_HOP = 3200  # samples per audio token
 POLL_SECONDS = 0.05  # how often a row waiting on vLLM checks whether it must stop
 
 
@@ -135,6 +136,7 @@ class VLLMBackend:
         self.sample_rate = sample_rate
         self.workers = workers
         self.stats = {"requests": 0, "aborted": 0}
+        self.max_model_len: int | None = None
         headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
         self._timeout = httpx.Timeout(None, connect=connect_timeout)  # prefill of an hour of audio takes a while
         self._headers = headers
@@ -161,10 +163,11 @@ class VLLMBackend:
             return False, f"unreachable ({type(exc).__name__})"
         return (r.status_code == 200), f"HTTP {r.status_code}"
 
-    def served_models(self) -> list[str]:
+    def served_models(self) -> dict[str, int | None]:
+        """Model name → its context length (``--max-model-len``), as the server lists them."""
         r = self._call(self._client.get(f"{self.url}/v1/models", timeout=5), 6)
         r.raise_for_status()
-        return [m["id"] for m in r.json().get("data", [])]
+        return {m["id"]: m.get("max_model_len") for m in r.json().get("data", [])}
 
     def wait_ready(self, deadline_seconds: float | None = None, stop: threading.Event | None = None) -> None:
         """Block until the server is healthy and serves the model (checked once, by name)."""
@@ -185,12 +188,13 @@ class VLLMBackend:
                 time.sleep(1.0)
         served = self.served_models()
         if self.model not in served:
-            if len(served) == 1:
-                log.warning("the vLLM server serves %r, not %r: using it", served[0], self.model)
-                self.model = served[0]
-            else:
-                raise RuntimeError(f"the vLLM server at {self.url} serves {served}, not {self.model!r}")
-        log.info("vLLM server at %s ready, serving %s", self.url, self.model)
+            if len(served) != 1:
+                raise RuntimeError(f"the vLLM server at {self.url} serves {sorted(served)}, not {self.model!r}")
+            only = next(iter(served))
+            log.warning("the vLLM server serves %r, not %r: using it", only, self.model)
+            self.model = only
+        self.max_model_len = served[self.model]
+        log.info("vLLM server at %s ready, serving %s (context %s)", self.url, self.model, self.max_model_len)
 
     # ---------------------------------------------------------------- generation
 
@@ -202,6 +206,19 @@ class VLLMBackend:
 
     async def _row(self, row: int, req: GenerationRequest, sink: TokenSink) -> None:
         body = chat_body(req, self.model, self.sample_rate, self.eos_ids)
+        if self.max_model_len:
+            # The server refuses max_tokens beyond its context: past that point our own budget check stops the row.
+            prompt = len(self.tokenizer.encode(req.prompt, add_special_tokens=False))
+            prompt += -(-req.audio.shape[0] // AUDIO_HOP)
+            if prompt >= self.max_model_len:
+                raise InvalidRequestError(
+                    f"This audio needs about {prompt} tokens of context; the vLLM server allows {self.max_model_len} "
+                    "(its --max-model-len). Send shorter audio, or lower VIBEVOICE_ASR_MAX_SINGLE_PASS_SECONDS.",
+                    param="file",
+                    code="audio_too_long",
+                )
+            if prompt + req.max_new_tokens + 8 > self.max_model_len:
+                body.pop("max_tokens")
         stream = asyncio.ensure_future(self._stream(row, body, sink))
         try:
             while True:
