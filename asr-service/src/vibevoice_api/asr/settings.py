@@ -6,8 +6,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
-from vibevoice_api.shared.identity import ModelIdentity, split_aliases
-from vibevoice_api.shared.model_names import parse_patterns
+from vibevoice_api.shared.identity import ModelIdentity, from_settings
 from vibevoice_api.shared.model_settings import ModelServiceSettings
 
 
@@ -67,6 +66,13 @@ class ASRSettings(ModelServiceSettings):
     asr_loop_retries: int = Field(
         3, ge=0, le=10, description="Retries of a looping transcription (temperature 0.2, 0.3, 0.4, ...)."
     )
+    asr_speaker_match_threshold: float = Field(
+        0.8,
+        ge=-1.0,
+        le=1.0,
+        description="Known speakers: the voice similarity (cosine of GE2E embeddings; same person ~0.9, "
+        "different people ~0.5-0.7) a diarized speaker needs to take a reference's name.",
+    )
     asr_subtitle_speakers: bool = Field(False, description="Prefix srt/vtt cues with speaker labels.")
     asr_word_timestamps: str = Field(
         "approximate",
@@ -90,9 +96,4 @@ class ASRSettings(ModelServiceSettings):
 
     @property
     def identity(self) -> ModelIdentity:
-        return ModelIdentity(
-            self.asr_model_id,
-            "VibeVoice-ASR",
-            split_aliases(self.asr_aliases),
-            parse_patterns(self.asr_model_patterns),
-        )
+        return from_settings(self.asr_model_id, "VibeVoice-ASR", self.asr_aliases, self.asr_model_patterns)

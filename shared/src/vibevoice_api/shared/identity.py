@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import InvalidRequestError, ModelNotFoundError
-from .model_names import matches
+from .model_names import matches, parse_patterns
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,11 @@ class ModelIdentity:
         """Whether ``model`` is our id, an alias, or matches one of our patterns."""
         name = model.strip().lower()
         return name in {n.lower() for n in self.names} or matches(name, self.patterns)
+
+
+def from_settings(model_id: str, display_name: str, aliases: str, patterns: str = "") -> ModelIdentity:
+    """An identity from ``VIBEVOICE_*`` texts: comma-separated aliases and name patterns."""
+    return ModelIdentity(model_id, display_name, split_aliases(aliases), parse_patterns(patterns))
 
 
 def split_aliases(value: str) -> tuple[str, ...]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field
-from vibevoice_api.shared.identity import ModelIdentity, split_aliases
+from vibevoice_api.shared.identity import ModelIdentity, from_settings
 from vibevoice_api.shared.model_names import parse_patterns
 from vibevoice_api.shared.model_settings import ModelServiceSettings
 from vibevoice_api.shared.settings import JsonDict
@@ -72,12 +72,7 @@ class TTSSettings(ModelServiceSettings):
 
     @property
     def identity(self) -> ModelIdentity:
-        return ModelIdentity(
-            self.tts_model_id,
-            "VibeVoice-Realtime-0.5B",
-            split_aliases(self.tts_aliases),
-            parse_patterns(self.tts_model_patterns),
-        )
+        return from_settings(self.tts_model_id, "VibeVoice-Realtime-0.5B", self.tts_aliases, self.tts_model_patterns)
 
     @property
     def realtime_identity(self) -> ModelIdentity:
