@@ -42,7 +42,7 @@ class RealtimeError(RealtimeEvent):
 
 
 # --------------------------------------------------------------------------------------------
-# Session
+# What the events carry
 
 
 class OutputFormat(BaseModel):
@@ -69,17 +69,6 @@ class Session(BaseModel):
     audio: SessionAudio
 
 
-class SessionEvent(RealtimeEvent):
-    """``session.created`` on connect; ``session.updated`` after each ``session.update``."""
-
-    type: Literal["session.created", "session.updated"]
-    session: Session
-
-
-# --------------------------------------------------------------------------------------------
-# Conversation items (text to speak)
-
-
 class InputText(BaseModel):
     """Text content of a message item (``text`` parts are accepted as well)."""
 
@@ -94,22 +83,29 @@ class MessageItem(BaseModel):
     content: list[InputText]
 
 
-class ConversationItemCreated(RealtimeEvent):
-    """The answer to ``conversation.item.create``: the text is queued for the next response."""
-
-    type: Literal["conversation.item.created"] = "conversation.item.created"
-    item: MessageItem
-
-
-# --------------------------------------------------------------------------------------------
-# Responses (speech)
-
-
 class Response(BaseModel):
     id: str
     object: Literal["realtime.response"] = "realtime.response"
     status: Literal["in_progress", "completed", "cancelled", "failed"]
     output: list[dict] | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# The events (besides ``error``)
+
+
+class SessionEvent(RealtimeEvent):
+    """``session.created`` on connect; ``session.updated`` after each ``session.update``."""
+
+    type: Literal["session.created", "session.updated"]
+    session: Session
+
+
+class ConversationItemCreated(RealtimeEvent):
+    """The answer to ``conversation.item.create``: the text is queued for the next response."""
+
+    type: Literal["conversation.item.created"] = "conversation.item.created"
+    item: MessageItem
 
 
 class ResponseEvent(RealtimeEvent):

@@ -15,6 +15,25 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from .formats import SPEECH_FORMATS, SpeechFormat
 
 # --------------------------------------------------------------------------------------------
+# Errors (every failure, every process)
+
+
+class ErrorDetail(BaseModel):
+    """OpenAI's error object: every key present, null where unknown."""
+
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    """What every failed request gets back (with a meaningful HTTP status)."""
+
+    error: ErrorDetail
+
+
+# --------------------------------------------------------------------------------------------
 # Speech (TTS); streamed events: events.py
 
 
@@ -213,21 +232,6 @@ class VoiceList(BaseModel):
     """Open WebUI's ``GET /audio/voices`` shape."""
 
     voices: list[Voice]
-
-
-class ErrorDetail(BaseModel):
-    """OpenAI's error object: every key present, null where unknown."""
-
-    message: str
-    type: str
-    param: str | None = None
-    code: str | None = None
-
-
-class ErrorResponse(BaseModel):
-    """What every failed request gets back (with a meaningful HTTP status)."""
-
-    error: ErrorDetail
 
 
 #: Documented error responses for route decorators (``responses=ERROR_RESPONSES``).
