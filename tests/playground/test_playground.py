@@ -19,7 +19,7 @@ from fastapi.responses import StreamingResponse
 from playwright.sync_api import expect
 
 from tests.conftest import service_env
-from tests.playground.conftest import KEY
+from tests.playground.conftest import ARTIFACTS, KEY
 from tests.support import BIN, REPO, ThreadServer, assert_openai_error, free_port, running
 
 LONG = 180_000  # ms: bounded waits for tiny models on a shared CPU (never asserted as a speed)
@@ -542,6 +542,8 @@ def test_docs_render_with_other_hosts_blocked(stack, page, console, process):
         " e.querySelector('.opblock-summary-path').dataset.path])",
     )
     assert {tuple(r) for r in rendered} == operations
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"swagger-{process}.png"))
 
     page.goto(base + "/redoc")
     summary = next(iter(next(iter(schema["paths"].values())).values()))["summary"]
