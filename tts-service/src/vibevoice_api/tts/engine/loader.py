@@ -28,6 +28,7 @@ from .generate import make_scheduler
 from .model import RealtimeConfig, RealtimeModel, module_key
 
 log = logging.getLogger("vibevoice_api.tts.loader")
+BATCH_ATTENTION = ("sdpa", "eager")  # attention implementations that take the batch's 4D padding masks
 TOKENIZER_HINT = (
     "VibeVoice-Realtime uses the Qwen2.5 tokenizer, which its model repo does not ship: put tokenizer.json, "
     "tokenizer_config.json, vocab.json and merges.txt from Qwen/Qwen2.5-0.5B into {dir} "
@@ -123,6 +124,11 @@ def load(
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
     attn = resolve_attention(attn_implementation, dev, torch_dtype)
+    if attn not in BATCH_ATTENTION:
+        # The batched engine gives every stream its own padded cache and mask (batch.py / kvcache.py):
+        # flash-attn would need packed variable-length calls instead.
+        log.info("attention: sdpa, not %s: the batched speech streams attend through padding masks", attn)
+        attn = "sdpa"
     model = RealtimeModel(cfg, attn).eval()
     load_state(model, files)
     model.to(device=dev, dtype=torch_dtype)
