@@ -78,6 +78,33 @@ def test_page_is_one_self_contained_document_with_a_strict_csp(stack):
     assert httpx.get(gw + "/").json()["playground"] == "/playground"
 
 
+def test_every_control_and_region_has_an_accessible_name(stack, page, console):
+    page.goto(stack["gw"] + "/playground")
+    for role, name in [
+        ("textbox", "Text"),
+        ("combobox", "Voice"),
+        ("combobox", "Format"),
+        ("slider", "Speed"),
+        ("button", "Speak"),
+        ("button", "Audio file"),
+        ("button", "Record from microphone"),
+        ("textbox", "Hotwords and context"),
+        ("button", "Transcribe"),
+        ("button", "Start live transcription"),
+        ("region", "Transcript"),
+        ("region", "Live transcript"),
+    ]:
+        expect(page.get_by_role(role, name=name, exact=role != "slider")).to_have_count(1)
+    # Keyboard and screen-reader users reach every control by a name (label, aria-label or text).
+    unnamed = page.eval_on_selector_all(
+        "button, input, select, textarea, audio, a[href]",
+        """els => els.filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')
+                 && !e.textContent.trim()).map(e => e.outerHTML)""",
+    )
+    assert unnamed == []
+    assert console.errors == []
+
+
 # ----------------------------------------------------------------------------- speak
 
 
@@ -507,6 +534,11 @@ def test_websocket_key_as_subprotocol(stack):
         with pytest.raises(InvalidStatus) as refused:
             connect(url, subprotocols=wrong, open_timeout=30)
         assert refused.value.response.status_code == 403
+    # Without keys on, a key a browser still sends does no harm; the handshake still answers 'realtime'.
+    open_url = stack["gw"].replace("http", "ws", 1) + "/v1/realtime?intent=transcription"
+    with connect(open_url, subprotocols=["realtime", "openai-insecure-api-key.stale"], open_timeout=30) as ws:
+        assert ws.subprotocol == "realtime"
+        assert json.loads(ws.recv(timeout=30))["type"] == "session.created"
 
 
 def test_page_without_keys_has_no_key_field(stack, page):
