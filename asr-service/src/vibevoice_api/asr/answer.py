@@ -9,16 +9,15 @@ add up to the final text (:mod:`.deltas`).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import numpy as np
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from vibevoice_api.shared import transcripts as tx
-from vibevoice_api.shared.errors import APIError
-from vibevoice_api.shared.schemas import InputTokenDetails, UsageDuration, UsageTokens
+from vibevoice_api.shared.events import Event, TranscriptTextDelta, TranscriptTextDone, TranscriptTextSegment
+from vibevoice_api.shared.schemas import InputTokenDetails, Language, Logprob, UsageDuration, UsageTokens
 
 from .deltas import DeltaBuilder
 from .engine.runtime import Usage
@@ -62,10 +61,6 @@ def logprob_entries(segs: Sequence[tx.Seg]) -> list[dict[str, Any]]:
         for d in builder.segment([(p.text, p.logprob, p.token_ids) for p in s.pieces], s.text):
             out.extend(e.wire() for e in d.logprobs)
     return out
-
-
-def _event(obj: dict[str, Any]) -> bytes:
-    return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n".encode()
 
 
 async def whole(
@@ -147,88 +142,65 @@ async def stream(
     usage: Usage,
     known: list[KnownSpeaker],
     threshold: float,
-    on_done: Callable[[], None] | None = None,
-) -> AsyncIterator[bytes]:
-    """Server-sent ``transcript.text.delta`` per generation step's text, ``transcript.text.segment`` per
-    completed segment (diarized_json), then ``transcript.text.done``; an ``error`` event on failure."""
+) -> AsyncIterator[Event]:
+    """``transcript.text.delta`` per generation step's text, ``transcript.text.segment`` per completed
+    segment (diarized_json), then ``transcript.text.done`` (see :func:`~vibevoice_api.shared.events.sse_stream`
+    for the ``error`` event that ends a failed stream)."""
     duration = audio.shape[0] / rate
     want_logprobs = "logprobs" in req.include
     diarized = req.response_format == "diarized_json"
     matcher = SpeakerMatcher(known, threshold) if known and diarized else None
     builder = DeltaBuilder()
     kept: list[tx.Seg] = []
-    logprobs: list[dict[str, Any]] = []
+    logprobs: list[Logprob] = []
     letters: dict[Any, str] = {}
     live = False  # text of the current segment already streamed step by step
 
-    def delta_event(text: str, entries: list[Any]) -> bytes:
-        event: dict[str, Any] = {"type": "transcript.text.delta", "delta": text, "segment_id": f"seg_{len(kept)}"}
-        if want_logprobs:
-            wire = [e.wire() for e in entries]
+    def delta_event(text: str, entries: list[Any]) -> TranscriptTextDelta:
+        wire = [Logprob(**e.wire()) for e in entries] if want_logprobs else None
+        if wire:
             logprobs.extend(wire)
-            event["logprobs"] = wire
-        return _event(event)
+        return TranscriptTextDelta(delta=text, segment_id=f"seg_{len(kept)}", logprobs=wire)
 
-    try:
-        async for item in items:
-            if isinstance(item, TextPiece):
-                live = True
-                d = builder.piece(item.text, item.logprob, item.token_ids)
+    async for item in items:
+        if isinstance(item, TextPiece):
+            live = True
+            d = builder.piece(item.text, item.logprob, item.token_ids)
+            if d.text:
+                yield delta_event(d.text, d.logprobs)
+            continue
+        if not live:  # a segment whose text was not streamed (long audio): its steps now
+            for p in item.pieces:
+                d = builder.piece(p.text, p.logprob, p.token_ids)
                 if d.text:
                     yield delta_event(d.text, d.logprobs)
-                continue
-            if not live:  # a segment whose text was not streamed (long audio): its steps now
-                for p in item.pieces:
-                    d = builder.piece(p.text, p.logprob, p.token_ids)
-                    if d.text:
-                        yield delta_event(d.text, d.logprobs)
-            live = False
-            end = builder.end_segment(item.text)
-            if end.text:
-                yield delta_event(end.text, end.logprobs)
-            clean = tx.normalize([tx.Seg(item.start, item.end, item.text, item.speaker, item.pieces)], duration)
-            if not clean:
-                continue
-            s = clean[0]
-            if diarized:
-                label = await _label(s, letters, matcher, audio, rate)
-                yield _event(
-                    {
-                        "type": "transcript.text.segment",
-                        "id": f"seg_{len(kept)}",
-                        "start": round(s.start, 3),
-                        "end": round(s.end, 3),
-                        "text": s.text,
-                        "speaker": label,
-                    }
-                )
-            kept.append(s)
-        if on_done is not None:
-            on_done()
-        text = tx.full_text(kept)
-        if text != builder.text:
-            log.warning("streamed deltas differ from the final text (a repetition loop was recovered)")
-        done: dict[str, Any] = {"type": "transcript.text.done", "text": text}
-        languages = await asyncio.to_thread(detect_languages, [s.text for s in kept], _candidates(req))
-        done["languages"] = [{"code": c} for c in languages]
-        if want_logprobs:
-            done["logprobs"] = logprobs
-        done["usage"] = usage_for(req.model, duration, usage).model_dump()
-        yield _event(done)
-    except Exception as exc:
-        if isinstance(exc, APIError):
-            body = exc.body()
-        else:
-            log.exception("streaming transcription failed")
-            body = {
-                "error": {
-                    "message": "Transcription failed.",
-                    "type": "server_error",
-                    "param": None,
-                    "code": "internal_error",
-                }
-            }
-        yield _event({"type": "error", **body})
+        live = False
+        end = builder.end_segment(item.text)
+        if end.text:
+            yield delta_event(end.text, end.logprobs)
+        clean = tx.normalize([tx.Seg(item.start, item.end, item.text, item.speaker, item.pieces)], duration)
+        if not clean:
+            continue
+        s = clean[0]
+        if diarized:
+            yield TranscriptTextSegment(
+                id=f"seg_{len(kept)}",
+                start=round(s.start, 3),
+                end=round(s.end, 3),
+                text=s.text,
+                speaker=await _label(s, letters, matcher, audio, rate),
+            )
+        kept.append(s)
+    text = tx.full_text(kept)
+    if text != builder.text:
+        log.warning("streamed deltas differ from the final text (a repetition loop was recovered)")
+    languages = await asyncio.to_thread(detect_languages, [s.text for s in kept], _candidates(req))
+    yield TranscriptTextDone(
+        text=text,
+        languages=[Language(code=c) for c in languages],
+        logprobs=logprobs if want_logprobs else None,
+        usage=usage_for(req.model, duration, usage),
+    )
 
 
 async def _label(

@@ -48,7 +48,7 @@ async def parse_request(
 ) -> ParsedRequest:
     ctype = request.headers.get("content-type", "").lower()
     if ctype.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
-        parsed = await _from_form(request, task, word_mode)
+        parsed = await _from_form(request, task, word_mode, max_json_bytes)
     elif ctype.startswith("application/json"):
         parsed = await _from_json(request, task, word_mode, max_json_bytes)
     else:
@@ -64,9 +64,11 @@ async def parse_request(
     return parsed
 
 
-async def _from_form(request: Request, task: Task, word_mode: str) -> ParsedRequest:
+async def _from_form(request: Request, task: Task, word_mode: str, max_part: int) -> ParsedRequest:
     try:
-        form: FormData = await request.form(max_files=4, max_fields=64)
+        # A text field may be as large as an upload (a known speaker's reference clip is a data URL of
+        # several MB); Starlette's default is 1 MiB. Fields: up to 100 keywords and 4 speakers, with room.
+        form: FormData = await request.form(max_files=4, max_fields=256, max_part_size=max_part)
     except OSError:
         raise
     except Exception as exc:

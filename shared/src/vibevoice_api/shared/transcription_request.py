@@ -28,6 +28,11 @@ from .languages import normalize_language
 TRANSCRIPTION_FORMATS: tuple[str, ...] = ("json", "text", "srt", "verbose_json", "vtt", "diarized_json")
 TRANSLATION_FORMATS: tuple[str, ...] = ("json", "text", "srt", "verbose_json", "vtt")
 MAX_PROMPT_CHARS = 4096
+MAX_KEYWORDS = 100
+MAX_KEYWORD_CHARS = 200
+MAX_KNOWN_SPEAKERS = 4
+INCLUDE_VALUES = ("logprobs",)
+SERVER_VAD_KEYS = ("type", "prefix_padding_ms", "silence_duration_ms", "threshold")
 Task = Literal["transcribe", "translate"]
 
 
@@ -66,7 +71,10 @@ class TranscriptionRequest(BaseModel):
         default_factory=list, description="segment and/or word; needs response_format=verbose_json."
     )
     chunking_strategy: str | dict[str, Any] | None = Field(
-        None, description="Accepted: 'auto' or a server_vad JSON object (the model splits long audio itself)."
+        None,
+        description="'auto' or {type: server_vad, prefix_padding_ms, silence_duration_ms, threshold} (a JSON "
+        "object, or chunking_strategy[key] form fields): validated and accepted; the model reads up to "
+        "VIBEVOICE_ASR_MAX_SINGLE_PASS_SECONDS in one pass and splits longer audio at its quietest moments.",
     )
     model: str | None = Field(None, description="vibevoice-asr or an alias (whisper-1, ...).")
     prompt: str | None = Field(
@@ -77,9 +85,31 @@ class TranscriptionRequest(BaseModel):
         False, description="Server-sent transcript.text.* events instead of one answer."
     )
     input_audio: InputAudio | None = Field(None, description="JSON body only: the audio, base64.")
+    keywords: list[str] = Field(
+        default_factory=list,
+        description=f"Words to listen for (names, jargon), up to {MAX_KEYWORDS}: hotwords in the model's prompt, "
+        "one a line after `prompt`.",
+    )
+    languages: list[str] = Field(
+        default_factory=list, description="Candidate ISO-639-1 codes: a language hint; `languages` in the answer."
+    )
+    include: list[str] = Field(
+        default_factory=list,
+        description="logprobs: the log-probabilities of the transcript's tokens (response_format json, or stream).",
+    )
+    known_speaker_names: list[str] = Field(
+        default_factory=list,
+        description=f"Up to {MAX_KNOWN_SPEAKERS} names for known_speaker_references[] (same order): diarized "
+        "speakers whose voice matches a reference take its name.",
+    )
+    known_speaker_references: list[str] = Field(
+        default_factory=list, description="Data URLs (data:audio/wav;base64,...) of 2-10 s clips, one per name."
+    )
 
     #: Fields a client never sends as form fields (the path's task; the JSON body's audio).
     NOT_FORM_FIELDS: ClassVar[tuple[str, ...]] = ("task", "input_audio")
+    #: Object fields a form may spell as ``name[key]`` parts (OpenAI's client does), with their keys.
+    FORM_OBJECTS: ClassVar[dict[str, tuple[str, ...]]] = {"chunking_strategy": SERVER_VAD_KEYS}
 
     @field_validator("response_format")
     @classmethod
@@ -129,12 +159,71 @@ class TranscriptionRequest(BaseModel):
             raise PydanticCustomError(
                 "invalid_value", "'chunking_strategy' must be 'auto' or {\"type\": \"server_vad\", ...}."
             )
-        return obj
+        return _server_vad(obj)
 
     @field_validator("prompt")
     @classmethod
     def _prompt(cls, value: str | None) -> str | None:
         return (value.replace("\x00", "").strip() or None) if value is not None else None
+
+    @field_validator("keywords")
+    @classmethod
+    def _keywords(cls, value: list[str]) -> list[str]:
+        words = [" ".join(w.replace("\x00", "").split()) for w in value]
+        if len(words) > MAX_KEYWORDS:
+            raise PydanticCustomError("invalid_value", f"At most {MAX_KEYWORDS} keywords are accepted.")
+        if any(len(w) > MAX_KEYWORD_CHARS for w in words):
+            raise PydanticCustomError("invalid_value", f"Each keyword is at most {MAX_KEYWORD_CHARS} characters.")
+        return [w for w in words if w]
+
+    @field_validator("languages")
+    @classmethod
+    def _languages(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        codes = []
+        for item in value:
+            code = normalize_language(item)
+            if code is None:
+                raise PydanticCustomError(
+                    "unsupported_language", f"Unsupported language {item!r}: use ISO-639-1 codes such as en, de, ko."
+                )
+            codes.append(code)
+        return [] if info.data.get("task") == "translate" else list(dict.fromkeys(codes))
+
+    @field_validator("include")
+    @classmethod
+    def _include(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        for item in value:
+            if item not in INCLUDE_VALUES:
+                raise PydanticCustomError(
+                    "invalid_value", f"Unknown include value {item!r}: use one of {', '.join(INCLUDE_VALUES)}."
+                )
+        if "logprobs" in value and not info.data.get("stream") and info.data.get("response_format") != "json":
+            raise PydanticCustomError(
+                "invalid_value", "include[]=logprobs needs response_format=json (or stream=true)."
+            )
+        return list(dict.fromkeys(value))
+
+    @field_validator("known_speaker_names")
+    @classmethod
+    def _known_names(cls, value: list[str]) -> list[str]:
+        if len(value) > MAX_KNOWN_SPEAKERS:
+            raise PydanticCustomError(
+                "too_many_known_speakers",
+                f"At most {MAX_KNOWN_SPEAKERS} known speakers are supported (got {len(value)}).",
+            )
+        return value
+
+    @field_validator("known_speaker_references")
+    @classmethod
+    def _known_references(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        names = info.data.get("known_speaker_names")
+        if names is not None and len(value) != len(names):
+            raise PydanticCustomError(
+                "known_speakers_mismatch",
+                f"known_speaker_names has {len(names)} items but known_speaker_references has {len(value)}: "
+                "give one reference clip per name.",
+            )
+        return value
 
     @property
     def granularities(self) -> list[str]:
@@ -160,6 +249,10 @@ class TranscriptionRequest(BaseModel):
                     raw[name] = values
             elif (value := get(name)) is not None:
                 raw[name] = value
+            elif name in cls.FORM_OBJECTS:
+                parts = {k: v for k in cls.FORM_OBJECTS[name] if (v := get(f"{name}[{k}]")) is not None}
+                if parts:
+                    raw[name] = parts
         return cls.parse(task, raw, context)
 
     @classmethod
@@ -207,7 +300,14 @@ def request_error(exc: ValidationError, task: Task = "transcribe") -> InvalidReq
     first = errors[0]
     loc = [str(p) for p in first["loc"] if not isinstance(p, int)]
     field, param = (loc[0] if loc else None), ".".join(loc) or None
-    if first["type"] in ("invalid_value", "invalid_type", "unsupported_language", "unsupported_value"):
+    if first["type"] in (
+        "invalid_value",
+        "invalid_type",
+        "unsupported_language",
+        "unsupported_value",
+        "too_many_known_speakers",
+        "known_speakers_mismatch",
+    ):
         return InvalidRequestError(first["msg"], param=param, code=first["type"])
     entry = (
         _MESSAGES.get((field, first["type"])) or _MESSAGES.get((field, None)) or _MESSAGES.get((None, first["type"]))
@@ -217,6 +317,31 @@ def request_error(exc: ValidationError, task: Task = "transcribe") -> InvalidReq
     choices = ", ".join(_literal_values(TranscriptionRequest.model_fields[field].annotation))
     message = entry[0].format(input=first.get("input"), param=param, choices=choices, **(first.get("ctx") or {}))
     return InvalidRequestError(message, param=param, code=entry[1])
+
+
+def _server_vad(obj: dict[str, Any]) -> dict[str, Any]:
+    """A server_vad object with its numbers checked (form fields arrive as text)."""
+    unknown = set(obj) - set(SERVER_VAD_KEYS)
+    if unknown:
+        raise PydanticCustomError(
+            "invalid_value", f"Unknown chunking_strategy keys {sorted(unknown)}: use {', '.join(SERVER_VAD_KEYS)}."
+        )
+    out: dict[str, Any] = {"type": obj.get("type") or "server_vad"}
+    for key, kind, lo, hi in (
+        ("prefix_padding_ms", int, 0, 60_000),
+        ("silence_duration_ms", int, 0, 60_000),
+        ("threshold", float, 0.0, 1.0),
+    ):
+        if obj.get(key) in (None, ""):
+            continue
+        try:
+            number = kind(float(obj[key])) if kind is int else float(obj[key])
+        except (TypeError, ValueError):
+            raise PydanticCustomError("invalid_value", f"chunking_strategy.{key} must be a number.") from None
+        if not lo <= number <= hi:
+            raise PydanticCustomError("invalid_value", f"chunking_strategy.{key} must be between {lo} and {hi}.")
+        out[key] = number
+    return out
 
 
 def _literal_values(annotation: Any) -> Iterable[str]:
