@@ -262,6 +262,7 @@ async function playWithMediaSource(audio, mime, reader, onFirst, chunks) {
   const sb = ms.addSourceBuffer(mime);
   const appended = () => new Promise((resolve) => sb.addEventListener("updateend", resolve, { once: true }));
   let started = false;
+  audio.addEventListener("playing", onFirst, { once: true });
   for (;;) {
     const { value, done } = await reader.read();
     if (done) break;
@@ -271,7 +272,6 @@ async function playWithMediaSource(audio, mime, reader, onFirst, chunks) {
     if (!started) {
       started = true;
       audio.play().catch(() => {});
-      onFirst();
     }
   }
   if (ms.readyState === "open") ms.endOfStream();
