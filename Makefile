@@ -9,6 +9,9 @@ MODEL_DIR ?= $(CURDIR)/models
 TINY_DIR ?= $(CURDIR)/.cache/tiny-models
 DIR ?= $(TINY_DIR)
 PYTEST_ARGS ?=
+# Who generates ASR tokens in `make run` / `make run-tiny`: transformers (in the ASR process) or vllm (a local
+# vLLM server beside the stack, from its own venv under .cache/, installed on first use).
+ASR_BACKEND ?= $(or $(VIBEVOICE_ASR_BACKEND),transformers)
 APT_PACKAGES := ffmpeg espeak-ng sox chromium
 
 .DEFAULT_GOAL := help
@@ -55,12 +58,12 @@ tiny-models: install ## write tiny random models + voice presets in the VIBEVOIC
 	$(BIN)/python -m vibevoice_api.asr.engine.tiny $(DIR)
 	$(BIN)/python -m vibevoice_api.tts.engine.tiny $(DIR)
 
-run: install ## gateway :8080 + ASR :8081 + TTS :8082 + live :8083 as local processes on MODEL_DIR (Ctrl-C stops all)
-	VIBEVOICE_MODEL_DIR=$(MODEL_DIR) $(BIN)/python deploy/local/run_stack.py
+run: install ## gateway :8080 + ASR :8081 + TTS :8082 + live :8083 as local processes on MODEL_DIR (Ctrl-C stops all); ASR_BACKEND=vllm adds a vLLM server :8000
+	VIBEVOICE_MODEL_DIR=$(MODEL_DIR) VIBEVOICE_ASR_BACKEND=$(ASR_BACKEND) $(BIN)/python deploy/local/run_stack.py
 
 run-tiny: install ## same as `make run`, on tiny random models (no weights needed)
 	@test -d $(TINY_DIR)/VibeVoice-ASR -a -d $(TINY_DIR)/VibeVoice-Realtime-0.5B || $(MAKE) tiny-models DIR=$(TINY_DIR)
-	VIBEVOICE_MODEL_DIR=$(TINY_DIR) VIBEVOICE_AUTO_DOWNLOAD=false $(BIN)/python deploy/local/run_stack.py
+	VIBEVOICE_MODEL_DIR=$(TINY_DIR) VIBEVOICE_AUTO_DOWNLOAD=false VIBEVOICE_ASR_BACKEND=$(ASR_BACKEND) $(BIN)/python deploy/local/run_stack.py
 
 test-openwebui: system-deps install ## only the real Open WebUI integration suite
 	$(BIN)/python -m pytest -q tests/integration/openwebui

@@ -2,7 +2,9 @@
 
 Ports come from VIBEVOICE_GATEWAY_PORT / VIBEVOICE_ASR_PORT / VIBEVOICE_TTS_PORT / VIBEVOICE_LIVE_PORT
 (8080/8081/8082/8083); set VIBEVOICE_RUN_ONLY=asr or tts to start one service without the other (and
-without the live service, which needs both).
+without the live service, which needs both). With VIBEVOICE_ASR_BACKEND=vllm (`make run ASR_BACKEND=vllm`)
+and no VIBEVOICE_ASR_VLLM_URL, a local vLLM server starts beside them on VIBEVOICE_VLLM_PORT (8000), from
+its own venv under .cache/ (installed on first use), see vllm_server.py.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import threading
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
-COLORS = {"gateway": "\033[36m", "asr": "\033[35m", "tts": "\033[33m", "live": "\033[32m"}
+COLORS = {"gateway": "\033[36m", "asr": "\033[35m", "tts": "\033[33m", "live": "\033[32m", "vllm": "\033[34m"}
 
 
 def pump(name: str, stream) -> None:
@@ -42,6 +44,18 @@ def main() -> int:
     env.setdefault("VIBEVOICE_TTS_URL", f"http://127.0.0.1:{ports['tts']}" if "tts" in names else "")
     env.setdefault("VIBEVOICE_LIVE_URL", f"http://127.0.0.1:{ports['live']}" if "live" in names else "")
     procs: dict[str, subprocess.Popen] = {}
+    if (
+        "asr" in names
+        and env.get("VIBEVOICE_ASR_BACKEND", "transformers") == "vllm"
+        and not env.get("VIBEVOICE_ASR_VLLM_URL")
+    ):
+        import vllm_server  # beside this script
+
+        port = int(os.environ.get("VIBEVOICE_VLLM_PORT", "8000"))
+        model = Path(env.get("VIBEVOICE_MODEL_DIR", "/models")) / env.get("VIBEVOICE_ASR_MODEL_SUBDIR", "VibeVoice-ASR")
+        procs["vllm"] = vllm_server.start(model, port, stdout=subprocess.PIPE)
+        threading.Thread(target=pump, args=("vllm", procs["vllm"].stdout), daemon=True).start()
+        env["VIBEVOICE_ASR_VLLM_URL"] = f"http://127.0.0.1:{port}"
     for name in names:
         cmd = [str(BIN / f"vibevoice-{name}"), "--host", host, "--port", ports[name]]
         procs[name] = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

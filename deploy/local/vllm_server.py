@@ -118,7 +118,7 @@ def environment(kv_cache_gib: int = 1, threads: int | None = None) -> dict[str, 
         "VLLM_CPU_KVCACHE_SPACE": str(kv_cache_gib),
         "VLLM_NO_USAGE_STATS": "1",
         "DO_NOT_TRACK": "1",
-        "VIBEVOICE_ENCODING_PY": str(ENCODING_PY),
+        "ASR_ENCODING_PY": str(ENCODING_PY),
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
     }

@@ -5,7 +5,7 @@ file: put this folder on ``PYTHONPATH`` (no install needed). Two small adjustmen
 
 - Audio is encoded exactly as our transformers backend encodes it: each recording at its own length the
   way Microsoft's code does (``audio_features`` of ``asr/engine/encoding.py``, loaded from the file named by
-  ``VIBEVOICE_ENCODING_PY``), without the σ-VAE noise (transformers before 5.21 always adds it). Without
+  ``ASR_ENCODING_PY``), without the σ-VAE noise (transformers before 5.21 always adds it). Without
   that file, transformers' own encoding is used, still without the noise.
 - On CPU, vLLM's oneDNN matmul needs a row-contiguous input; the audio encoder hands it a transposed
   view. The input is made contiguous first (CPU builds only; GPU kernels are untouched).
@@ -35,10 +35,10 @@ def register() -> None:
 
 def _reference_encoding() -> Any:
     """``audio_features`` of vibevoice-api's ``asr/engine/encoding.py`` (the file named by
-    ``VIBEVOICE_ENCODING_PY``), or None when it is not provided."""
-    path = os.environ.get("VIBEVOICE_ENCODING_PY", "")
+    ``ASR_ENCODING_PY``), or None when it is not provided."""
+    path = os.environ.get("ASR_ENCODING_PY", "")
     if not path or not os.path.isfile(path):
-        log.warning("VIBEVOICE_ENCODING_PY not set or missing: audio is encoded the transformers way")
+        log.warning("ASR_ENCODING_PY not set or missing: audio is encoded the transformers way")
         return None
     spec = importlib.util.spec_from_file_location("vibevoice_encoding", path)
     module = importlib.util.module_from_spec(spec)
