@@ -45,6 +45,18 @@ def summarise(results: list[dict], wall: float) -> dict:
     }
 
 
+def rounds(run, loads: list[int], repeat: int) -> list[dict]:
+    """Every load ``repeat`` times, loads interleaved; per load the round with the best throughput
+    (other work on a shared machine only ever slows a round down)."""
+    best: dict[int, dict] = {}
+    for _ in range(repeat):
+        for n in loads:
+            row = summarise(*run(n))
+            if n not in best or row["audio_s_per_s"] > best[n]["audio_s_per_s"]:
+                best[n] = row
+    return [best[n] for n in loads]
+
+
 # --------------------------------------------------------------------------------------------- in-process
 
 
@@ -76,17 +88,13 @@ def in_process(model_root: Path, args, loads: list[int]) -> list[dict]:
     try:
         voice = eng.resolve_voice("carter")
         eng.warmup()
-        rows = []
-        for n in loads:
 
-            async def run(n: int = n) -> tuple[list[dict], float]:
-                t0 = time.perf_counter()
-                res = await asyncio.gather(*(_engine_listener(eng, voice, s) for s in range(n)))
-                return res, time.perf_counter() - t0
+        async def run(n: int) -> tuple[list[dict], float]:
+            t0 = time.perf_counter()
+            res = await asyncio.gather(*(_engine_listener(eng, voice, s) for s in range(n)))
+            return res, time.perf_counter() - t0
 
-            res, wall = asyncio.run(run())
-            rows.append(summarise(res, wall))
-        return rows
+        return rounds(lambda n: asyncio.run(run(n)), loads, args.repeat)
     finally:
         eng.close()
 
@@ -145,7 +153,6 @@ def through_gateway(model_root: Path, args, loads: list[int]) -> list[dict]:
             timeout=120,
         )
         url = f"http://127.0.0.1:{gw_port}"
-        rows = []
 
         async def run(n: int) -> tuple[list[dict], float]:
             limits = httpx.Limits(max_connections=n + 4)
@@ -155,10 +162,7 @@ def through_gateway(model_root: Path, args, loads: list[int]) -> list[dict]:
                 return res, time.perf_counter() - t0
 
         asyncio.run(run(1))  # warm-up
-        for n in loads:
-            res, wall = asyncio.run(run(n))
-            rows.append(summarise(res, wall))
-        return rows
+        return rounds(lambda n: asyncio.run(run(n)), loads, args.repeat)
     finally:
         if gw is not None:
             stop(gw)
@@ -185,6 +189,7 @@ def main() -> int:
         "--latents-per-token", type=float, default=0.0, help="budget per text token (0: exactly --min-latents)"
     )
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: 1 on cpu, torch's on cuda)")
+    ap.add_argument("--repeat", type=int, default=2, help="rounds per load (the best is kept)")
     ap.add_argument("--compile", action="store_true", help="VIBEVOICE_TTS_COMPILE (torch.compile the head)")
     args = ap.parse_args()
     if args.threads is None and args.device == "cpu":

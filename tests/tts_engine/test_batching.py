@@ -309,6 +309,12 @@ def test_realtime_session_and_sse_share_the_batch(service):
     assert sse_started.is_set() and len(sse_audio) > 0 and realtime_audio > 0
     single, steps = _batch_size_counts(url)
     assert steps > single  # some steps advanced the realtime and the SSE stream together
+    text = httpx.get(url + "/metrics", timeout=10).text
+    step_count = re.search(r"^vibevoice_tts_step_seconds_count (\S+)$", text, re.M)
+    first_audio = re.search(r"^vibevoice_tts_engine_time_to_first_audio_seconds_count (\S+)$", text, re.M)
+    assert step_count and float(step_count.group(1)) == steps  # one step time per step
+    assert first_audio and float(first_audio.group(1)) >= 2
+    assert re.search(r"^vibevoice_tts_batch_streams \S+$", text, re.M)
 
 
 # ---------------------------------------------------------------------------------------------
