@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from vibevoice_api.shared.openapi import AUDIO_RESPONSE, json_body
-from vibevoice_api.shared.schemas import ERROR_RESPONSES, SpeechRequest
+from vibevoice_api.shared.schemas import SpeechRequest
 
 from ..upstream import Upstream, get_upstream
 
@@ -18,7 +18,7 @@ router = APIRouter(tags=["audio"])
     "/v1/audio/speech",
     summary="Create speech (TTS)",
     openapi_extra=json_body(SpeechRequest),
-    responses={200: AUDIO_RESPONSE, **ERROR_RESPONSES},
+    responses={200: AUDIO_RESPONSE},
 )
 async def speech(request: Request, upstream: Annotated[Upstream, Depends(get_upstream)]) -> Response:
     return await upstream.forward_json(request, "tts", "/v1/audio/speech")

@@ -7,7 +7,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from vibevoice_api.shared.openapi import transcription_form, transcription_responses
-from vibevoice_api.shared.schemas import ERROR_RESPONSES
 
 from ..upstream import Upstream, get_upstream
 
@@ -18,7 +17,7 @@ router = APIRouter(tags=["audio"])
     "/v1/audio/transcriptions",
     summary="Create transcription (ASR)",
     openapi_extra=transcription_form(),
-    responses={**transcription_responses(), **ERROR_RESPONSES},
+    responses=transcription_responses(),
 )
 async def transcriptions(request: Request, upstream: Annotated[Upstream, Depends(get_upstream)]) -> Response:
     return await upstream.forward_upload(request, "/v1/audio/transcriptions")
@@ -28,7 +27,7 @@ async def transcriptions(request: Request, upstream: Annotated[Upstream, Depends
     "/v1/audio/translations",
     summary="Create translation into English (ASR)",
     openapi_extra=transcription_form(translation=True),
-    responses={**transcription_responses(), **ERROR_RESPONSES},
+    responses=transcription_responses(),
 )
 async def translations(request: Request, upstream: Annotated[Upstream, Depends(get_upstream)]) -> Response:
     return await upstream.forward_upload(request, "/v1/audio/translations")

@@ -12,7 +12,7 @@ from vibevoice_api.shared.cancel import until_disconnect
 from vibevoice_api.shared.events import Event, SpeechAudioDelta, SpeechAudioDone, SpeechUsage, sse_stream
 from vibevoice_api.shared.formats import content_type
 from vibevoice_api.shared.openapi import AUDIO_RESPONSE
-from vibevoice_api.shared.schemas import ERROR_RESPONSES, SpeechRequest
+from vibevoice_api.shared.schemas import SpeechRequest
 
 from .. import metrics
 from ..engine_api import SpeechEngine, engine_of
@@ -23,7 +23,7 @@ log = logging.getLogger("vibevoice_api.tts")
 router = APIRouter(tags=["audio"])
 
 
-@router.post("/v1/audio/speech", summary="Create speech", responses={200: AUDIO_RESPONSE, **ERROR_RESPONSES})
+@router.post("/v1/audio/speech", summary="Create speech", responses={200: AUDIO_RESPONSE})
 async def speech(req: SpeechRequest, request: Request) -> Response:
     started = time.perf_counter()
     settings: TTSSettings = request.app.state.settings
