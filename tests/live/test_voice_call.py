@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 
+import httpx
 import numpy as np
 import pytest
 
@@ -273,3 +274,41 @@ def test_a_spoken_turn_without_a_tool_fails_instead_of_inventing_an_answer(live_
         done = events[-1]["response"]
         assert done["status"] == "failed" and done["status_details"]["error"]["code"] == "no_tool"
         assert not [e for e in events if e["type"] == "response.output_audio.delta"]
+
+
+def tts_metric(stack, name: str, match: str = "") -> float:
+    total = 0.0
+    for line in httpx.get(stack["tts"] + "/metrics").text.splitlines():
+        if line.startswith(name) and match in line and not line.startswith("#"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_a_call_that_vanishes_mid_answer_stops_its_speech_jobs(live_stack):
+    """The answer is spoken piece by piece; a caller who hangs up after the first audio gets no more pieces made."""
+    from vibevoice_api.live.protocol import sentence_groups
+
+    text = " ".join(f"Here is sentence number {i} of a very long spoken answer." for i in range(40))
+    pieces = len(sentence_groups(text, 300))
+    speech_requests = 'vibevoice_http_requests_total{method="POST",route="/v1/audio/speech"'
+    before = tts_metric(live_stack, speech_requests)
+    c = call(live_stack)
+    c.send({"type": "response.create", "response": {"instructions": f"Say this: {text}"}})
+    c.until("response.output_audio.delta")
+    c.close()
+    assert wait_until(lambda: httpx.get(live_stack["live"] + "/ready").json()["sessions"] == 0)
+    # The session's jobs were cancelled before it counted as closed; the TTS service then ends the stream.
+    assert wait_until(lambda: tts_metric(live_stack, "vibevoice_tts_active_streams") == 0)
+    made = tts_metric(live_stack, speech_requests) - before
+    assert pieces >= 6 and made < pieces, (made, pieces)
+
+
+def wait_until(pred, tries: int = 600) -> bool:
+    """Bounded polling for a state change (the assertion is on the state, not on the time)."""
+    import time
+
+    for _ in range(tries):
+        if pred():
+            return True
+        time.sleep(0.1)
+    return pred()

@@ -205,6 +205,16 @@ class Session:
                     await handler(self, event)
                 except ProtocolError as exc:
                     await self.error(exc.message, code=exc.code, param=exc.param, event_id=eid)
+                except (WebSocketDisconnect, SessionEnd, asyncio.CancelledError):
+                    raise
+                except Exception:  # a bug must not end the session without a word
+                    log.exception("session %s: %s failed", self.id, event["type"])
+                    await self.error(
+                        "The server had an error while processing this event.",
+                        code="internal_error",
+                        type_="server_error",
+                        event_id=eid,
+                    )
         except (WebSocketDisconnect, SessionEnd):
             return
         except RuntimeError:
@@ -549,6 +559,15 @@ class Session:
             turn.failed = True
             turn.finished.set()
             await self._transcription_failed(item_id, exc.error)
+            return
+        except (ValueError, KeyError, TypeError, AttributeError):
+            log.exception("session %s: unreadable ASR stream", self.id)
+            turn.failed = True
+            turn.finished.set()
+            await self._transcription_failed(
+                item_id,
+                {"type": "server_error", "code": "upstream_invalid", "message": "The ASR stream was unreadable."},
+            )
             return
         turn.transcript = transcript
         turn.item["content"][0]["transcript"] = transcript
