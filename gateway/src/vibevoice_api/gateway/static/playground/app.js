@@ -359,6 +359,7 @@ async function doSpeak() {
       audio.addEventListener("playing", markFirst, { once: true });
       await audio.play().catch(() => {});
     }
+    if (!seconds && Number.isFinite(audio.duration)) seconds = audio.duration;
     const bytes = chunks.reduce((n, c) => n + c.length, 0);
     const mime = (resp.headers.get("content-type") || "application/octet-stream").split(";")[0];
     setLink(link, new Blob(chunks, { type: mime }));
