@@ -73,8 +73,10 @@ async def whole(
     known: list[KnownSpeaker],
     threshold: float,
     subtitle_speakers: bool,
+    speech: asyncio.Future[np.ndarray] | None = None,
 ) -> Response:
-    """The answer in ``req.response_format`` from the engine's segments."""
+    """The answer in ``req.response_format`` from the engine's segments (``speech``: the speech
+    probabilities for verbose_json, started beside the transcription by :func:`start_speech_scores`)."""
     duration = audio.shape[0] / rate
     segs = tx.normalize([tx.Seg(s.start, s.end, s.text, s.speaker, s.pieces) for s in segments], duration)
     fmt = req.response_format
@@ -91,7 +93,7 @@ async def whole(
         return PlainTextResponse(tx.to_vtt(segs, speakers=subtitle_speakers, names=names), media_type="text/vtt")
     if fmt == "verbose_json":
         words = "word" in req.granularities
-        probs = await asyncio.to_thread(speech_probabilities, audio, rate)
+        probs = await (speech or start_speech_scores(audio, rate))
         language = req.language
         if language is None and req.task == "transcribe":
             found = await asyncio.to_thread(detect_languages, [s.text for s in segs], req.languages)
@@ -125,6 +127,11 @@ async def whole(
         usage=used,
     ).model_dump(exclude_none=True)
     return JSONResponse(body)
+
+
+def start_speech_scores(audio: np.ndarray, rate: int) -> asyncio.Future[np.ndarray]:
+    """Voice activity over the whole upload, in a thread, while the model transcribes (verbose_json)."""
+    return asyncio.ensure_future(asyncio.to_thread(speech_probabilities, audio, rate))
 
 
 def _candidates(req: Any) -> list[str]:

@@ -5,7 +5,7 @@ activity detector scores the audio instead: Silero VAD (MIT, its TorchScript mod
 ``silero-vad`` wheel) gives a speech probability for every 32 ms of 16 kHz audio, and a segment's
 ``no_speech_prob`` is one minus the highest of them within the segment: near 0 when someone surely
 speaks in it, near 1 when nothing in it sounds like speech. Computed only for verbose_json, in a thread
-beside the transcription.
+that runs while the model transcribes.
 """
 
 from __future__ import annotations
@@ -24,25 +24,31 @@ _MODEL: Any = None
 _LOCK = threading.Lock()
 
 
-def speech_probabilities(samples: np.ndarray, rate: int) -> np.ndarray:
-    """Speech probability of every 32 ms window of ``samples`` (mono float32 at ``rate`` Hz)."""
+def speech_probabilities(samples: np.ndarray, rate: int, chunk_seconds: float = 600.0) -> np.ndarray:
+    """Speech probability of every 32 ms window of ``samples`` (mono float32 at ``rate`` Hz).
+
+    Read in 10-minute chunks (resampled one at a time, so a 4-hour upload never has a second full copy)."""
     import torch
 
     from .speakers import resample
 
     global _MODEL
-    audio = resample(samples, rate, RATE)
-    if audio.shape[0] < WINDOW:
-        audio = np.pad(audio, (0, WINDOW - audio.shape[0]))
+    step = int(chunk_seconds * rate)
+    out: list[np.ndarray] = []
     with _LOCK:  # the model keeps state between calls: one audio at a time
         if _MODEL is None:
             from silero_vad import load_silero_vad
 
             _MODEL = load_silero_vad()
-        _MODEL.reset_states()
-        with torch.inference_mode():
-            probs = _MODEL.audio_forward(torch.from_numpy(np.ascontiguousarray(audio)), RATE)
-    return probs.reshape(-1).float().numpy()
+        for start in range(0, max(1, samples.shape[0]), step):
+            audio = resample(samples[start : start + step], rate, RATE)
+            if audio.shape[0] < WINDOW:
+                audio = np.pad(audio, (0, WINDOW - audio.shape[0]))
+            _MODEL.reset_states()
+            with torch.inference_mode():
+                probs = _MODEL.audio_forward(torch.from_numpy(np.ascontiguousarray(audio)), RATE)
+            out.append(probs.reshape(-1).float().numpy())
+    return np.concatenate(out)
 
 
 def no_speech(probs: np.ndarray, spans: Sequence[tuple[float, float]]) -> list[float]:

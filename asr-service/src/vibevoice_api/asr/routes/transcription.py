@@ -88,6 +88,7 @@ async def handle(request: Request, task: str) -> Response:
             media_type="text/event-stream",
             headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
         )
+    speech = answer.start_speech_scores(audio, eng.sample_rate) if params.response_format == "verbose_json" else None
     metrics.ACTIVE.inc()
     metrics.update_gauges(eng)
     try:
@@ -96,7 +97,9 @@ async def handle(request: Request, task: str) -> Response:
         metrics.ACTIVE.dec()
         metrics.update_gauges(eng)
     metrics.account(duration, started)
-    return await answer.whole(segments, audio, eng.sample_rate, subtitle_speakers=settings.asr_subtitle_speakers, **how)
+    return await answer.whole(
+        segments, audio, eng.sample_rate, subtitle_speakers=settings.asr_subtitle_speakers, speech=speech, **how
+    )
 
 
 async def _events(
