@@ -13,6 +13,7 @@ SCRIPTS = [
     ("tts_latency", []),
     ("asr_rtf", []),
     ("live_voice", []),
+    ("speaker_encoder", []),
 ]
 
 if __name__ == "__main__":
