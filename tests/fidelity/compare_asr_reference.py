@@ -63,17 +63,18 @@ def ref(args: argparse.Namespace, *extra: str) -> str:
 
 
 def our_tokens(model_dir: Path, audios: list[Path], max_new: int, *, batched: bool, reference: bool = True):
-    """Prompt ids and generated ids of our engine (what the service runs) for each recording."""
+    """Prompt ids and generated ids of our engine (what the service runs) for each recording, as the
+    engine really handed them to the model (recorded at the processor) and got them back (its streamer)."""
     from vibevoice_api.asr.engine import runtime
-    from vibevoice_api.asr.engine.prompt import build_prompt
 
-    captured: dict[int, list[int]] = {}
+    prompts: dict[int, list[int]] = {}
+    tokens: dict[int, list[int]] = {}
 
     class Capture(runtime._RowStreamer):
         def end(self) -> None:
             super().end()
             for job, ids in zip(self.jobs, self.ids, strict=True):
-                captured[id(job.audio)] = list(ids)
+                tokens[id(job.audio)] = list(ids)
 
     runtime._RowStreamer = Capture
     eng = runtime.ASREngine.load(
@@ -88,31 +89,36 @@ def our_tokens(model_dir: Path, audios: list[Path], max_new: int, *, batched: bo
             max_batch_wait_ms=2000 if batched else 0,
         )
     )
+    real = eng.loaded.processor
+
+    class Recording:
+        def __getattr__(self, name: str):
+            return getattr(real, name)
+
+        def __call__(self, *args, **kwargs):
+            out = real(*args, **kwargs)
+            for ids, mask, audio in zip(out["input_ids"], out["attention_mask"], kwargs["audio"], strict=True):
+                prompts[id(audio)] = ids[mask.bool()].tolist()
+            return out
+
+    eng.loaded.processor = Recording()
     try:
         if not reference:
             del eng.loaded.model.model.get_audio_features  # back to transformers' own encoding
-        clips = [np.load(p) for p in audios]
-        jobs = {}
-
-        async def one(audio):
-            job_audio = np.ascontiguousarray(audio, dtype=np.float32)
-            jobs[len(jobs)] = job_audio
-            await eng._collect(job_audio, None, 0.0)
+        clips = [np.ascontiguousarray(np.load(p), dtype=np.float32) for p in audios]
 
         async def go():
             if batched:
-                await asyncio.gather(*(one(a) for a in clips))
+                await asyncio.gather(*(eng._collect(a, None, 0.0) for a in clips))
             else:
                 for a in clips:
-                    await one(a)
+                    await eng._collect(a, None, 0.0)
 
         asyncio.run(go())
-        out = []
-        for i, audio in jobs.items():
-            prompt = eng.loaded.processor(text=[build_prompt(None)], audio=[audio], return_tensors="pt")
-            out.append(
-                {"audio": audios[i].name, "prompt": prompt["input_ids"][0].tolist(), "tokens": captured[id(audio)]}
-            )
+        out = [
+            {"audio": p.name, "prompt": prompts[id(a)], "tokens": tokens[id(a)]}
+            for p, a in zip(audios, clips, strict=True)
+        ]
         return out, {eng.loaded.tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")}
     finally:
         eng.close()
