@@ -157,11 +157,12 @@ def answer_turns(live: str, tts: str, turns: int) -> dict:
                 timeout=600,
             ) as r:
                 r.raise_for_status()
-                for chunk in r.iter_raw():
+                chunks = r.iter_raw()
+                for chunk in chunks:
                     if chunk:
                         direct.append(time.perf_counter() - t)
                         break
-                for _ in r.iter_raw():
+                for _ in chunks:
                     pass
     med = statistics.median
     return {
@@ -217,12 +218,12 @@ def main() -> None:
                 )
             )
             phrases = [espeak_pcm(p, root) for p in PHRASES]
-            result = {
-                "models": "real" if args.model_dir else "tiny random",
-                "device": args.device,
-                "transcription": transcription_turns(urls["live"], urls["asr"], phrases, args.turns, args.silence_ms),
-                "voice_call_answer": answer_turns(urls["live"], urls["tts"], args.turns),
-            }
+            result = {"models": "real" if args.model_dir else "tiny random", "device": args.device}
+            result["transcription"] = transcription_turns(
+                urls["live"], urls["asr"], phrases, args.turns, args.silence_ms
+            )
+            print(json.dumps(result["transcription"]), file=sys.stderr, flush=True)
+            result["voice_call_answer"] = answer_turns(urls["live"], urls["tts"], args.turns)
         finally:
             for p in procs:
                 stop(p)
