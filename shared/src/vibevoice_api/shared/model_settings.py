@@ -23,7 +23,9 @@ class ModelServiceSettings(CommonSettings):
         "auto", description="auto = bfloat16 on GPU, float32 on CPU."
     )
     attn_implementation: Literal["auto", "sdpa", "flash_attention_2", "eager"] = Field(
-        "auto", description="auto = flash_attention_2 when installed on a GPU, else sdpa."
+        "auto",
+        description="auto = flash_attention_2 on an Ampere-to-Hopper GPU in bf16/fp16 when flash-attn imports, "
+        "else sdpa.",
     )
     auto_download: bool = Field(
         True,
