@@ -253,7 +253,7 @@ class TTSEngine:
         """
         preset = self.preset(voice_id)
         gen = new_generator(seed)
-        batch = Batch(self.loaded, self._solver, self._compiled)
+        batch = Batch(self.loaded)  # its own solver: the worker thread may be using the engine's
         out = []
         for ids in self.split(text):
             batch.add(self.utterance(ids, preset, cfg_scale or self.cfg.cfg_scale, steps or self.cfg.ddpm_steps, gen))
@@ -342,6 +342,8 @@ class TTSEngine:
                 owners = [u.owner for u in batch.streams]
                 batch = self._new_batch()  # the failed batch's caches go first
                 self._recover(failure, owners)
+            elif not len(batch):
+                batch = self._new_batch()  # everyone left: give back the caches grown for them
             metrics.BATCH_STREAMS.set(len(batch))
 
     def _join(self, batch: Batch, req: _Request) -> None:
