@@ -232,19 +232,3 @@ class VoiceList(BaseModel):
     """Open WebUI's ``GET /audio/voices`` shape."""
 
     voices: list[Voice]
-
-
-#: Documented error responses for route decorators (``responses=ERROR_RESPONSES``).
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse, "description": desc}
-    for code, desc in {
-        400: "Invalid request",
-        401: "Missing or wrong API key",
-        404: "Unknown model",
-        413: "Body too large",
-        415: "Unsupported media type",
-        429: "Busy: retry after the Retry-After header",
-        503: "Not ready or upstream unavailable",
-        504: "Upstream timed out",
-    }.items()
-}
