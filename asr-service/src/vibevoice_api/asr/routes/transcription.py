@@ -18,7 +18,6 @@ from vibevoice_api.shared.audio import decode_audio
 from vibevoice_api.shared.cancel import until_disconnect
 from vibevoice_api.shared.events import Event, sse_stream
 from vibevoice_api.shared.openapi import transcription_form, transcription_responses
-from vibevoice_api.shared.schemas import ERROR_RESPONSES
 
 from .. import answer, metrics
 from ..engine.runtime import Usage
@@ -28,7 +27,7 @@ from ..speakers import parse_known_speakers
 
 log = logging.getLogger("vibevoice_api.asr")
 router = APIRouter(tags=["audio"])
-RESPONSES = {**transcription_responses(), **ERROR_RESPONSES}
+RESPONSES = transcription_responses()
 
 
 @router.post(
