@@ -20,10 +20,12 @@ from vibevoice_api.shared.events import Event, TranscriptTextDelta, TranscriptTe
 from vibevoice_api.shared.schemas import InputTokenDetails, Language, Logprob, UsageDuration, UsageTokens
 
 from .deltas import DeltaBuilder
+from .engine.longform import FRAME_SECONDS, Silences
 from .engine.runtime import Usage
 from .engine.textstream import TextPiece
 from .language_id import detect_languages
-from .no_speech import no_speech, speech_probabilities
+from .no_speech import RATE as VAD_RATE
+from .no_speech import WINDOW, no_speech, speech_probabilities
 from .speakers import KnownSpeaker, SpeakerMatcher
 
 log = logging.getLogger("vibevoice_api.asr")
@@ -127,6 +129,26 @@ async def whole(
         usage=used,
     ).model_dump(exclude_none=True)
     return JSONResponse(body)
+
+
+SERVER_VAD_DEFAULTS = {"threshold": 0.5, "silence_duration_ms": 500, "prefix_padding_ms": 300}  # OpenAI's
+
+
+def silences_for(audio: np.ndarray, rate: int, server_vad: dict[str, Any]) -> Silences:
+    """``chunking_strategy`` ``server_vad`` as cut places for long audio: 50 ms frames where the voice activity
+    detector's speech probability stays under ``threshold``; cuts need ``silence_duration_ms`` of them and lie
+    ``prefix_padding_ms`` before the speech after them."""
+    vad = {**SERVER_VAD_DEFAULTS, **{k: v for k, v in server_vad.items() if k != "type"}}
+    probs = speech_probabilities(audio, rate)
+    frame = FRAME_SECONDS
+    n = int(audio.shape[0] / rate / frame)
+    first = np.minimum((np.arange(n) * frame / (WINDOW / VAD_RATE)).astype(np.int64), probs.shape[0] - 1)
+    loudest = np.maximum.reduceat(probs, first) if n else np.zeros(0, np.float32)
+    return Silences(
+        quiet=loudest < float(vad["threshold"]),
+        min_frames=max(1, int(np.ceil(int(vad["silence_duration_ms"]) / 1000 / frame))),
+        padding_frames=int(int(vad["prefix_padding_ms"]) / 1000 / frame),
+    )
 
 
 def start_speech_scores(audio: np.ndarray, rate: int) -> asyncio.Future[np.ndarray]:

@@ -2,7 +2,10 @@
 
 VibeVoice-ASR reads up to 60 minutes in one pass, but a smaller GPU runs out of memory sooner (users
 report 24 GB failing at ~50 minutes): the single-pass limit is a setting. Cuts are made at the
-lowest-energy 50 ms frame within the second half of each window, so words are rarely split.
+lowest-energy 50 ms frame within the second half of each window, so words are rarely split; with
+:class:`Silences` (a client's ``chunking_strategy`` of type ``server_vad``, scored by a voice activity
+detector) a cut goes into the longest silence of at least ``silence_duration_ms`` there instead,
+``prefix_padding_ms`` before the speech that follows it.
 
 The model numbers speakers afresh in every pass, so each piece after the first also re-reads the last
 ``overlap`` seconds before its cut. In that shared stretch both passes have labelled the same voices:
@@ -23,13 +26,41 @@ FRAME_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
+class Silences:
+    """Where no speech was heard, one flag per 50 ms frame, and how long a silence must be to cut in it."""
+
+    quiet: np.ndarray  # bool per FRAME_SECONDS frame
+    min_frames: int  # silence_duration_ms in frames (at least 1)
+    padding_frames: int = 0  # prefix_padding_ms in frames: the cut lies this far before speech resumes
+
+    def cut(self, lo: int, hi: int) -> int | None:
+        """The frame to cut at within ``[lo, hi)``: in the longest long-enough silence; None if there is none."""
+        q = self.quiet[lo:hi].astype(np.int8)
+        if not q.any():
+            return None
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], q, [0]])))
+        starts, ends = edges[0::2], edges[1::2]
+        lengths = ends - starts
+        best = int(np.argmax(lengths))
+        if lengths[best] < max(1, self.min_frames):
+            return None
+        return lo + max(int(starts[best]), int(ends[best]) - self.padding_frames)
+
+
+@dataclass(frozen=True)
 class Piece:
     offset: float  # where this piece's audio starts on the recording's timeline (seconds)
     owned_from: float  # where its own part starts; before that it re-reads the previous piece's end
     samples: np.ndarray
 
 
-def split_points(audio: np.ndarray, sample_rate: int, max_seconds: float, search_fraction: float = 0.5) -> list[int]:
+def split_points(
+    audio: np.ndarray,
+    sample_rate: int,
+    max_seconds: float,
+    search_fraction: float = 0.5,
+    silences: Silences | None = None,
+) -> list[int]:
     """Sample offsets where pieces start (always begins with 0)."""
     n = audio.shape[0]
     limit = int(max_seconds * sample_rate)
@@ -44,14 +75,24 @@ def split_points(audio: np.ndarray, sample_rate: int, max_seconds: float, search
         hi = pos + limit
         lo = pos + int(limit * (1 - search_fraction))
         f_lo, f_hi = lo // frame, min(hi // frame, energy.shape[0])
-        cut = (f_lo + int(np.argmin(energy[f_lo:f_hi]))) * frame + frame // 2 if f_hi > f_lo else hi
+        quiet = silences.cut(f_lo, f_hi) if silences is not None and f_hi > f_lo else None
+        if quiet is not None:
+            cut = quiet * frame
+        else:
+            cut = (f_lo + int(np.argmin(energy[f_lo:f_hi]))) * frame + frame // 2 if f_hi > f_lo else hi
         cut = min(max(cut, pos + 1), hi)
         starts.append(cut)
         pos = cut
     return starts
 
 
-def pieces(audio: np.ndarray, sample_rate: int, max_seconds: float, overlap_seconds: float = 0.0) -> list[Piece]:
+def pieces(
+    audio: np.ndarray,
+    sample_rate: int,
+    max_seconds: float,
+    overlap_seconds: float = 0.0,
+    silences: Silences | None = None,
+) -> list[Piece]:
     """The pieces to transcribe; none is longer than ``max_seconds`` including its overlap.
 
     The overlap is capped at a quarter of ``max_seconds`` so that most of every pass is new audio.
@@ -59,7 +100,7 @@ def pieces(audio: np.ndarray, sample_rate: int, max_seconds: float, overlap_seco
     if audio.shape[0] <= int(max_seconds * sample_rate):
         return [Piece(0.0, 0.0, audio)]
     overlap = int(min(max(overlap_seconds, 0.0), max_seconds / 4) * sample_rate)
-    starts = split_points(audio, sample_rate, max_seconds - overlap / sample_rate)
+    starts = split_points(audio, sample_rate, max_seconds - overlap / sample_rate, silences=silences)
     bounds = [*starts[1:], audio.shape[0]]
     out = []
     for s, e in zip(starts, bounds, strict=True):

@@ -33,7 +33,7 @@ from vibevoice_api.shared.errors import APIError, InternalError, InvalidRequestE
 
 from .backend import GenerationBackend, GenerationRequest, TokenStep, fill_duration
 from .errors import EngineBusyError
-from .longform import Piece, SpeakerStitcher, pieces, stitch
+from .longform import Piece, Silences, SpeakerStitcher, pieces, stitch
 from .loops import repeating_tail
 from .memory import audio_budget_seconds, fits
 from .parsing import Segment, SegmentParser
@@ -279,8 +279,9 @@ class ASREngine:
         temperature: float = 0.0,
         task: str = "transcribe",
         usage: Usage | None = None,
+        silences: Silences | None = None,
     ) -> list[Segment]:
-        ctx, parts = self._plan(audio, prompt, language, task)
+        ctx, parts = self._plan(audio, prompt, language, task, silences)
         # All pieces are submitted together: a long recording fills a batch by itself.
         results = await asyncio.gather(*(self._collect(p.samples, ctx, temperature, usage) for p in parts))
         if len(parts) == 1:
@@ -297,12 +298,13 @@ class ASREngine:
         task: str = "transcribe",
         text: bool = False,
         usage: Usage | None = None,
+        silences: Silences | None = None,
     ) -> AsyncIterator[Segment | TextPiece]:
         """Segments as they complete; with ``text``, also the transcript's text as each step writes it
         (:class:`~.textstream.TextPiece`, before the segment it belongs to). Audio split into pieces gives
         segments only: a piece's text in the overlap it re-reads is only known to be kept once its segment
-        has its time."""
-        ctx, parts = self._plan(audio, prompt, language, task)
+        has its time. ``silences``: where long audio may be cut (see :class:`~.longform.Silences`)."""
+        ctx, parts = self._plan(audio, prompt, language, task, silences)
         if len(parts) == 1:
             async for item in self._run(audio, ctx, temperature, text=text, usage=usage):
                 yield item
@@ -319,11 +321,18 @@ class ASREngine:
     # ---------------------------------------------------------------- request side
 
     def _plan(
-        self, audio: np.ndarray, prompt: str | None, language: str | None, task: str
+        self,
+        audio: np.ndarray,
+        prompt: str | None,
+        language: str | list[str] | None,
+        task: str,
+        silences: Silences | None = None,
     ) -> tuple[str | None, list[Piece]]:
         """Validate the audio; the model's context text and the pieces to transcribe."""
         self._check(audio)
-        parts = pieces(audio, SAMPLE_RATE, self.single_pass_seconds, self.cfg.longform_overlap_seconds)
+        parts = pieces(
+            audio, SAMPLE_RATE, self.single_pass_seconds, self.cfg.longform_overlap_seconds, silences=silences
+        )
         return context_text(prompt, language, task), parts
 
     def _check(self, audio: np.ndarray) -> None:

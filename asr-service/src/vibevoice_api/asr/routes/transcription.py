@@ -79,6 +79,10 @@ async def handle(request: Request, task: str) -> Response:
         "temperature": params.temperature,
         "task": task,
     }
+    vad = params.chunking_strategy
+    if isinstance(vad, dict) and vad.get("type") == "server_vad" and duration > eng.single_pass_seconds:
+        # Longer than one pass: the client's server_vad settings choose where the audio is cut.
+        kwargs["silences"] = await asyncio.to_thread(answer.silences_for, audio, eng.sample_rate, vad)
     usage = Usage()
     how = {"req": params, "usage": usage, "known": known, "threshold": settings.asr_speaker_match_threshold}
     if params.stream:
