@@ -72,8 +72,8 @@ class TranscriptionRequest(BaseModel):
     chunking_strategy: str | dict[str, Any] | None = Field(
         None,
         description="'auto' or {type: server_vad, prefix_padding_ms, silence_duration_ms, threshold} (a JSON "
-        "object, or chunking_strategy[key] form fields): validated and accepted; the model reads up to "
-        "VIBEVOICE_ASR_MAX_SINGLE_PASS_SECONDS in one pass and splits longer audio at its quietest moments.",
+        "object, or chunking_strategy[key] form fields). Audio longer than one pass "
+        "(VIBEVOICE_ASR_MAX_SINGLE_PASS_SECONDS) is cut in pauses server_vad finds, else at its quietest moments.",
     )
     model: str | None = Field(None, description="vibevoice-asr or an alias (whisper-1, ...).")
     prompt: str | None = Field(
