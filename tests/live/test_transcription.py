@@ -391,3 +391,47 @@ def test_client_vanishing_mid_utterance_frees_its_work(live_stack, speech_pcm):
         check_transcript_events(c.until(finished), c.events[-1]["item_id"])
     wait_asr_idle(live_stack)
     assert asr_metric(live_stack, "vibevoice_asr_audio_seconds_total") > billed
+
+
+def test_idle_timeout_commits_what_was_heard(live_stack):
+    """server_vad idle_timeout_ms: that much audio without speech triggers a commit of the buffer."""
+    with connect(live_stack) as c:
+        c.recv()
+        vad = {"type": "server_vad", "silence_duration_ms": 500, "idle_timeout_ms": 1000}
+        updated = c.update(transcription_session(vad))
+        assert updated["session"]["audio"]["input"]["turn_detection"]["idle_timeout_ms"] == 1000
+        c.append(silence(1.5))
+        events = c.until(finished)
+    kinds = [e["type"] for e in events]
+    assert "input_audio_buffer.speech_started" not in kinds
+    trig = events[kinds.index("input_audio_buffer.timeout_triggered")]
+    committed = events[kinds.index("input_audio_buffer.committed")]
+    assert trig["item_id"] == committed["item_id"] == events[-1]["item_id"]
+    assert trig["audio_end_ms"] - trig["audio_start_ms"] >= 1000
+
+
+def test_asr_down_fails_the_turn_cleanly(live_stack, short_speech_pcm, tmp_path):
+    """A live service whose ASR is unreachable: the turn gets .failed, the session stays open."""
+    from tests.support import BIN, free_port, running
+
+    port = free_port()
+    env = {**live_stack["env"], "VIBEVOICE_ASR_URL": f"http://127.0.0.1:{free_port()}"}
+    with running(
+        [str(BIN / "vibevoice-live"), "--host", "127.0.0.1", "--port", str(port)],
+        env,
+        tmp_path / "live.log",
+        f"http://127.0.0.1:{port}/ready",
+        timeout=120,
+    ):
+        with RealtimeClient(f"http://127.0.0.1:{port}", "intent=transcription", KEY) as c:
+            c.recv()
+            c.update(transcription_session(None))
+            for _ in range(2):
+                c.append(short_speech_pcm)
+                c.send({"type": "input_audio_buffer.commit"})
+                events = c.until(finished)
+                committed = next(e for e in events if e["type"] == "input_audio_buffer.committed")
+                failed = events[-1]
+                assert failed["type"] == "conversation.item.input_audio_transcription.failed"
+                assert failed["item_id"] == committed["item_id"]
+                assert failed["error"]["code"] == "service_unavailable" and failed["error"]["message"]
