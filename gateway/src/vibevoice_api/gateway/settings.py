@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import NoDecode
 from vibevoice_api.shared.model_names import DEFAULT_PATTERNS, ModelNames
-from vibevoice_api.shared.settings import CommonSettings, JsonDict, json_text
+from vibevoice_api.shared.settings import JsonDict, UpstreamSettings, json_text
 
 DEFAULT_ALIASES: dict[str, str] = {
     "tts-1": "vibevoice-realtime",
@@ -31,9 +31,7 @@ class Backend(BaseModel):
     )
 
 
-class GatewaySettings(CommonSettings):
-    asr_url: str = Field("http://127.0.0.1:8081", description="Base URL of the ASR service; empty = no ASR.")
-    tts_url: str = Field("http://127.0.0.1:8082", description="Base URL of the TTS service; empty = no TTS.")
+class GatewaySettings(UpstreamSettings):
     live_url: str = Field(
         "http://127.0.0.1:8083",
         description="Base URL of the live service (realtime transcription sessions and voice calls); "
@@ -47,8 +45,6 @@ class GatewaySettings(CommonSettings):
         default_factory=lambda: dict(DEFAULT_ALIASES),
         description="JSON object alias → model id (replaces the defaults).",
     )
-    upstream_api_key: str = Field("", description="Bearer key the gateway sends to the services (if they require one).")
-    connect_timeout: float = Field(5.0, gt=0, description="Seconds to connect to a service.")
     tts_timeout: float = Field(300.0, gt=0, description="Seconds a TTS service may stay silent before 504.")
     asr_timeout: float = Field(1800.0, gt=0, description="Seconds an ASR service may stay silent before 504.")
     discovery_timeout: float = Field(3.0, gt=0, description="Seconds for /v1/models and /ready fan-out calls.")

@@ -208,9 +208,27 @@ def apply_update(
         new.type = "transcription"
     elif s.type is not None:
         new.type = s.type
-
     audio_in = s.audio.input if s.audio and s.audio.input else None
-    # format
+    _apply_format(new, audio_in, s.input_audio_format)
+    tr = (audio_in.transcription if audio_in is not None else None) or s.input_audio_transcription
+    if tr is not None:
+        _apply_transcription(new, tr, transcription_patterns)
+    if audio_in is not None and "turn_detection" in audio_in.model_fields_set:
+        _apply_turn_detection(new, audio_in.turn_detection)
+    elif "turn_detection" in s.model_fields_set:
+        _apply_turn_detection(new, s.turn_detection)
+    if s.include is not None:
+        bad = [i for i in s.include if i != LOGPROBS_INCLUDE]
+        if bad:
+            raise ProtocolError(
+                f"Unsupported include value {bad[0]!r}: only {LOGPROBS_INCLUDE!r}.", param="session.include"
+            )
+        new.include = list(s.include)
+    _apply_output(new, s)
+    return new
+
+
+def _apply_format(new: SessionConfig, audio_in: AudioInputIn | None, legacy: str | None) -> None:
     if audio_in is not None and audio_in.format is not None:
         fmt = FORMATS[audio_in.format.type]
         if audio_in.format.rate not in (None, fmt.rate):
@@ -219,68 +237,57 @@ def apply_update(
                 param="session.audio.input.format.rate",
             )
         new.input_format = fmt
-    elif s.input_audio_format is not None:
-        name = LEGACY_FORMATS.get(s.input_audio_format, s.input_audio_format)
+    elif legacy is not None:
+        name = LEGACY_FORMATS.get(legacy, legacy)
         if name not in FORMATS:
             raise ProtocolError(
-                f"Unsupported input_audio_format {s.input_audio_format!r}: use pcm16, g711_ulaw or g711_alaw.",
+                f"Unsupported input_audio_format {legacy!r}: use pcm16, g711_ulaw or g711_alaw.",
                 param="session.input_audio_format",
             )
         new.input_format = FORMATS[name]
-    # transcription
-    tr = audio_in.transcription if audio_in is not None else None
-    tr = tr or s.input_audio_transcription
-    if tr is not None:
-        if tr.model is not None:
-            if not matches(tr.model, transcription_patterns):
-                raise ProtocolError(
-                    f"The transcription model {tr.model!r} does not exist or you do not have access to it.",
-                    code="model_not_found",
-                    param="session.audio.input.transcription.model",
-                )
-            new.transcription_model = tr.model
-        if tr.language is not None:
-            code = normalize_language(tr.language) if tr.language.strip() else None
-            if tr.language.strip() and code is None:
-                raise ProtocolError(
-                    f"Unsupported language {tr.language!r}: use an ISO-639-1 code such as en, de, ko.",
-                    param="session.audio.input.transcription.language",
-                )
-            new.language = code
-        if tr.prompt is not None:
-            new.prompt = tr.prompt.replace("\x00", "").strip() or None
-    # turn detection (absent: unchanged; null: manual commits)
-    td_set = audio_in is not None and "turn_detection" in audio_in.model_fields_set
-    td = audio_in.turn_detection if td_set else None
-    if not td_set and "turn_detection" in s.model_fields_set:
-        td_set, td = True, s.turn_detection
-    if td_set:
-        if td is None:
-            new.vad = None
-        else:
-            base = new.vad or VADConfig()
-            new.vad = VADConfig(
-                threshold=td.threshold if td.threshold is not None else base.threshold,
-                prefix_padding_ms=td.prefix_padding_ms if td.prefix_padding_ms is not None else base.prefix_padding_ms,
-                silence_duration_ms=(
-                    td.silence_duration_ms if td.silence_duration_ms is not None else base.silence_duration_ms
-                ),
-                idle_timeout_ms=td.idle_timeout_ms
-                if "idle_timeout_ms" in td.model_fields_set
-                else base.idle_timeout_ms,
-            )
-            if td.create_response is not None:
-                new.create_response = td.create_response
-            if td.interrupt_response is not None:
-                new.interrupt_response = td.interrupt_response
-    if s.include is not None:
-        bad = [i for i in s.include if i != LOGPROBS_INCLUDE]
-        if bad:
+
+
+def _apply_transcription(new: SessionConfig, tr: TranscriptionIn, patterns: list[str]) -> None:
+    if tr.model is not None:
+        if not matches(tr.model, patterns):
             raise ProtocolError(
-                f"Unsupported include value {bad[0]!r}: only {LOGPROBS_INCLUDE!r}.", param="session.include"
+                f"The transcription model {tr.model!r} does not exist or you do not have access to it.",
+                code="model_not_found",
+                param="session.audio.input.transcription.model",
             )
-        new.include = list(s.include)
-    # output side (realtime sessions)
+        new.transcription_model = tr.model
+    if tr.language is not None:
+        code = normalize_language(tr.language) if tr.language.strip() else None
+        if tr.language.strip() and code is None:
+            raise ProtocolError(
+                f"Unsupported language {tr.language!r}: use an ISO-639-1 code such as en, de, ko.",
+                param="session.audio.input.transcription.language",
+            )
+        new.language = code
+    if tr.prompt is not None:
+        new.prompt = tr.prompt.replace("\x00", "").strip() or None
+
+
+def _apply_turn_detection(new: SessionConfig, td: TurnDetectionIn | None) -> None:
+    """``null`` turns server VAD off (the client commits); given fields change, the others stay."""
+    if td is None:
+        new.vad = None
+        return
+    base = new.vad or VADConfig()
+    new.vad = VADConfig(
+        threshold=base.threshold if td.threshold is None else td.threshold,
+        prefix_padding_ms=base.prefix_padding_ms if td.prefix_padding_ms is None else td.prefix_padding_ms,
+        silence_duration_ms=base.silence_duration_ms if td.silence_duration_ms is None else td.silence_duration_ms,
+        idle_timeout_ms=td.idle_timeout_ms if "idle_timeout_ms" in td.model_fields_set else base.idle_timeout_ms,
+    )
+    if td.create_response is not None:
+        new.create_response = td.create_response
+    if td.interrupt_response is not None:
+        new.interrupt_response = td.interrupt_response
+
+
+def _apply_output(new: SessionConfig, s: SessionIn) -> None:
+    """The realtime side: output format, voice, speed, instructions, tools."""
     out = s.audio.output if s.audio and s.audio.output else None
     if out is not None and out.format is not None and out.format.rate not in (None, 24000):
         raise ProtocolError("Output audio is audio/pcm at 24000 Hz only.", param="session.audio.output.format.rate")
@@ -301,7 +308,6 @@ def apply_update(
     modalities = s.output_modalities or s.modalities
     if modalities is not None:
         new.output_modalities = list(modalities)
-    return new
 
 
 # ----------------------------------------------------------------------------- answers without an LLM

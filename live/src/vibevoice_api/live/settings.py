@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from pydantic import Field, field_validator
-from vibevoice_api.shared.settings import CommaList, CommonSettings, split_commas
+from vibevoice_api.shared.settings import CommaList, UpstreamSettings, split_commas
 
 from .names import REALTIME_MODEL_PATTERNS, TRANSCRIPTION_MODEL_PATTERNS
 
 FAILURE_SENTENCE = "Sorry, that request failed. You can ask me to try again."
 
 
-class LiveSettings(CommonSettings):
-    asr_url: str = Field("http://127.0.0.1:8081", description="Base URL of the ASR service (transcription).")
-    tts_url: str = Field("http://127.0.0.1:8082", description="Base URL of the TTS service (spoken answers).")
-    upstream_api_key: str = Field("", description="Bearer key sent to the ASR and TTS services.")
+class LiveSettings(UpstreamSettings):
+    """The live service: also reads VIBEVOICE_ASR_URL, _TTS_URL, _UPSTREAM_API_KEY, _CONNECT_TIMEOUT."""
+
     live_asr_model: str = Field("vibevoice-asr", description="Model id sent to the ASR service.")
     live_tts_model: str = Field("vibevoice-realtime", description="Model id sent to the TTS service.")
     live_models: CommaList = Field(
@@ -49,7 +48,6 @@ class LiveSettings(CommonSettings):
         300, ge=40, description="Answers are spoken in sentence groups of about this many characters."
     )
     live_failure_sentence: str = Field(FAILURE_SENTENCE, description="Spoken when a tool result says failed.")
-    connect_timeout: float = Field(5.0, gt=0, description="Seconds to connect to a service.")
     upstream_timeout: float = Field(300.0, gt=0, description="Seconds a service may stay silent mid-job.")
 
     _split_live = field_validator("live_models", "live_transcription_models", mode="before")(split_commas)

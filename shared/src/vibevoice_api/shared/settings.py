@@ -70,3 +70,14 @@ class CommonSettings(BaseSettings):
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+
+class UpstreamSettings(CommonSettings):
+    """Where the model services are, for the processes that call them (the gateway and the live service)."""
+
+    asr_url: str = Field("http://127.0.0.1:8081", description="Base URL of the ASR service; empty = no ASR.")
+    tts_url: str = Field("http://127.0.0.1:8082", description="Base URL of the TTS service; empty = no TTS.")
+    upstream_api_key: str = Field(
+        "", description="Bearer key sent to the services (if they require one); empty = the client's own key."
+    )
+    connect_timeout: float = Field(5.0, gt=0, description="Seconds to connect to a service.")
