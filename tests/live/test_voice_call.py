@@ -16,6 +16,7 @@ import pytest
 
 from tests.live.client import RealtimeClient, silence
 from tests.live.conftest import KEY
+from tests.support import wait_until
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -301,14 +302,3 @@ def test_a_call_that_vanishes_mid_answer_stops_its_speech_jobs(live_stack):
     assert wait_until(lambda: tts_metric(live_stack, "vibevoice_tts_active_streams") == 0)
     made = tts_metric(live_stack, speech_requests) - before
     assert pieces >= 6 and made < pieces, (made, pieces)
-
-
-def wait_until(pred, tries: int = 600) -> bool:
-    """Bounded polling for a state change (the assertion is on the state, not on the time)."""
-    import time
-
-    for _ in range(tries):
-        if pred():
-            return True
-        time.sleep(0.1)
-    return pred()

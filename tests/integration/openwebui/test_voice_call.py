@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 
 import httpx
 import numpy as np
@@ -23,7 +22,7 @@ from websockets.sync.client import connect
 from tests.conftest import service_env
 from tests.integration.openwebui.test_openwebui import ensure_openwebui
 from tests.live.conftest import pcm_of
-from tests.support import BIN, ThreadServer, free_port, running
+from tests.support import BIN, ThreadServer, free_port, running, wait_until
 
 KEY = "owui-call-key"
 CHAT_MODEL = "stub-chat"
@@ -247,9 +246,5 @@ def test_voice_call_through_open_webui(call_stack, speech_wav):
     # A clean close: Open WebUI closes its provider socket and our session ends.
     assert live_sessions(stack) == 1
     b.close()
-    for _ in range(100):
-        if live_sessions(stack) == 0:
-            break
-        time.sleep(0.1)
-    assert live_sessions(stack) == 0
+    assert wait_until(lambda: live_sessions(stack) == 0)
     assert "Bridge closed" not in stack["ui_proc"].log()

@@ -518,6 +518,7 @@ class Session:
         text_parts: list[str] = []
         transcript: str | None = None
         usage: Any = None
+        languages: Any = None
         try:
             async for ev in self.services.transcribe(
                 wav, language=self.cfg.language, prompt=self.cfg.prompt, headers=self.upstream_headers
@@ -549,6 +550,7 @@ class Session:
                 elif kind == "transcript.text.done":
                     transcript = ev.get("text", "".join(text_parts))
                     usage = ev.get("usage")
+                    languages = ev.get("languages")
                 elif kind == "error":
                     raise UpstreamError(ev.get("error") or {"type": "server_error", "message": "ASR failed."})
             if transcript is None:
@@ -580,6 +582,8 @@ class Session:
         }
         if usage is not None:
             completed["usage"] = usage
+        if languages:
+            completed["languages"] = languages  # [{"code": ...}] as the ASR service detected them
         await self.send(completed)
 
     async def _transcription_failed(self, item_id: str, error: dict[str, Any]) -> None:
