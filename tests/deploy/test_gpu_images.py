@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from tests.gpu_readiness.fake_torch import NGC_25_01, reporting
-from tests.support import REPO
+from tests.support import BIN, REPO
 
 DOCKER = REPO / "deploy" / "docker"
 GPU_DOCKERFILES = [DOCKER / "Dockerfile.asr", DOCKER / "Dockerfile.tts"]
@@ -66,6 +66,11 @@ def test_no_install_failure_is_swallowed(path):
     assert not re.search(r"\|\|\s*(echo|true|:)\b", text), "a failing command must fail the build"
     if path == INSTALL:
         assert "set -euo pipefail" in text
+
+
+def test_install_script_passes_shellcheck():
+    run = subprocess.run([str(BIN / "shellcheck"), str(INSTALL)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout
 
 
 def run_install(tmp_path: Path, flash: str, *, flash_pip_fails: bool, torch_version: str | None = None):
