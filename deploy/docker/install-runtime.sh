@@ -15,7 +15,7 @@ FLASH_ATTN_VERSION="${FLASH_ATTN_VERSION:-2.8.3}"
 CPU_TORCH="${CPU_TORCH:-0}"
 CPU_TORCH_VERSION="${CPU_TORCH_VERSION:-2.9.1}"
 UNPIN="${UNPIN:-}"
-NGC_CONSTRAINTS=/etc/pip/constraint.txt
+NGC_CONSTRAINTS="${NGC_CONSTRAINTS:-/etc/pip/constraint.txt}"
 
 case "$FLASH_ATTN" in
   0 | 1 | auto) ;;
@@ -31,7 +31,8 @@ python -c 'import importlib.metadata as m; print("torch==" + m.version("torch"))
 constraints=(-c /tmp/keep-torch.txt)
 if [ -f "$NGC_CONSTRAINTS" ]; then
   for name in $UNPIN; do
-    sed -i "/^${name}[=<>!~ ]/Id" "$NGC_CONSTRAINTS"
+    pattern=$(printf '%s' "$name" | sed 's/[-_.]/[-_.]/g')  # huggingface-hub matches huggingface_hub too
+    sed -i "/^${pattern}[=<>!~ ]/Id" "$NGC_CONSTRAINTS"
     echo "unpinned ${name} in ${NGC_CONSTRAINTS}"
   done
   constraints+=(-c "$NGC_CONSTRAINTS")

@@ -73,7 +73,9 @@ def test_install_script_passes_shellcheck():
     assert run.returncode == 0, run.stdout
 
 
-def run_install(tmp_path: Path, flash: str, *, flash_pip_fails: bool, torch_version: str | None = None):
+def run_install(
+    tmp_path: Path, flash: str, *, flash_pip_fails: bool, torch_version: str | None = None, **extra_env: str
+):
     """install-runtime.sh with a pip that installs nothing (and fails for flash-attn when asked)."""
     stub = tmp_path / "bin"
     stub.mkdir(exist_ok=True)
@@ -88,6 +90,8 @@ def run_install(tmp_path: Path, flash: str, *, flash_pip_fails: bool, torch_vers
         "PIP_LOG": str(tmp_path / "pip.log"),
         "FLASH_ATTN": flash,
         "NODEPS_EXTRA": "resemblyzer==0.1.4",
+        "NGC_CONSTRAINTS": str(tmp_path / "no-ngc-constraints.txt"),
+        **extra_env,
     }
     if torch_version:
         env["PYTHONPATH"] = reporting(torch_version, tmp_path / "site")
@@ -131,3 +135,13 @@ def test_a_base_image_with_ngc_25_01_torch_fails_the_build(tmp_path):
 def test_unknown_flash_attn_value_is_refused(tmp_path):
     run = run_install(tmp_path, "yes", flash_pip_fails=False)
     assert run.returncode == 2 and "FLASH_ATTN must be" in run.stderr
+
+
+def test_ngc_constraints_are_honoured_and_unpin_drops_only_the_named_pins(tmp_path):
+    ngc = tmp_path / "constraint.txt"
+    ngc.write_text("torch==2.7.0a0+79aa17489c.nv25.02\nhuggingface_hub==0.26.0\nnumpy==1.26.4\n")
+    run = run_install(tmp_path, "auto", flash_pip_fails=False, NGC_CONSTRAINTS=str(ngc), UNPIN="huggingface-hub")
+    assert run.returncode == 0, run.stderr
+    assert ngc.read_text().splitlines() == ["torch==2.7.0a0+79aa17489c.nv25.02", "numpy==1.26.4"]
+    wheels = next(c for c in (tmp_path / "pip.log").read_text().splitlines() if "/wheels/" in c)
+    assert f"-c {ngc}" in wheels and "keep-torch" in wheels
