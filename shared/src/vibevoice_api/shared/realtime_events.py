@@ -114,6 +114,14 @@ class ResponseEvent(RealtimeEvent):
     type: Literal["response.created", "response.done"]
     response: Response
 
+    @classmethod
+    def created(cls, response_id: str) -> ResponseEvent:
+        return cls(type="response.created", response=Response(id=response_id, status="in_progress", output=[]))
+
+    @classmethod
+    def done(cls, response_id: str, status: str) -> ResponseEvent:
+        return cls(type="response.done", response=Response(id=response_id, status=status))  # type: ignore[arg-type]
+
 
 class OutputAudioDone(RealtimeEvent):
     """The response's audio is complete (``response.done`` follows)."""

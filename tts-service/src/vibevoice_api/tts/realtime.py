@@ -30,7 +30,6 @@ from vibevoice_api.shared.realtime_events import (
     OutputAudioDone,
     RealtimeError,
     RealtimeEvent,
-    Response,
     ResponseEvent,
     Session,
     SessionAudio,
@@ -187,9 +186,7 @@ class RealtimeSession:
 
     async def speak(self, rid: str, text: str, voice: str, seed: int | None = None) -> None:
         item_id = new_id("item")
-        await self.send(
-            ResponseEvent(type="response.created", response=Response(id=rid, status="in_progress", output=[]))
-        )
+        await self.send(ResponseEvent.created(rid))
         status = "completed"
         engine = self.holder.require()
         tempo = StreamingTempo(self.speed, engine.sample_rate)
@@ -217,7 +214,7 @@ class RealtimeSession:
         finally:
             await stream.aclose()
             with contextlib.suppress(Exception):
-                await self.send(ResponseEvent(type="response.done", response=Response(id=rid, status=status)))  # type: ignore[arg-type]
+                await self.send(ResponseEvent.done(rid, status))
 
     async def cancel_current(self) -> None:
         task = self.current
