@@ -16,7 +16,12 @@ from tests.support import assert_openai_error
 def gateway(upstreams, tmp_path_factory):  # noqa: F811 - the fixture above
     ctx, url = start_gateway(
         tmp_path_factory.mktemp("gw-names"),
-        {"VIBEVOICE_ASR_URL": upstreams["asr"].url, "VIBEVOICE_TTS_URL": upstreams["tts"].url},
+        # No live service: realtime names go to the TTS service's /v1/realtime (the live routing is tests/live's).
+        {
+            "VIBEVOICE_ASR_URL": upstreams["asr"].url,
+            "VIBEVOICE_TTS_URL": upstreams["tts"].url,
+            "VIBEVOICE_LIVE_URL": "",
+        },
     )
     with ctx:
         yield url
