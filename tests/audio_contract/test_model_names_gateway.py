@@ -85,3 +85,11 @@ def test_patterns_are_configurable(upstreams, tmp_path):  # noqa: F811
             c.audio.transcriptions.create(model="gpt-transcribe", file=("a.wav", b"x", "audio/wav"))
         with pytest.raises(openai.NotFoundError):
             c.audio.speech.create(model="gpt-4o-mini-tts-2025-12-15", voice="carter", input="hi")
+
+
+def test_retrieving_a_pattern_name_gives_the_model_serving_it(gateway):
+    c = client(gateway)
+    assert c.models.retrieve("gpt-4o-mini-transcribe-2025-12-15").id == "vibevoice-asr"
+    assert c.models.retrieve("gpt-4o-mini-tts-2025-12-15").id == "vibevoice-realtime"
+    with pytest.raises(openai.NotFoundError):
+        c.models.retrieve("gpt-5")

@@ -58,6 +58,9 @@ async def model(model_id: str, upstream: UpstreamDep) -> dict[str, Any]:
     for card in await merged_models(upstream):
         if card["id"] in (model_id, target):
             return card
+    kind = upstream.router.names.kind_of(model_id)  # an OpenAI name by pattern: the model it is served by
+    if kind in ("asr", "tts") and (cards := await merged_models(upstream, kind)):
+        return cards[0]
     raise NotFoundError(f"The model `{model_id}` does not exist.", param="model", code="model_not_found")
 
 
