@@ -62,7 +62,8 @@ def find_tokenizer(folder: Path) -> Path:
     return shared_find_tokenizer(folder, TOKENIZER_HINT.format(dir=folder / "tokenizer"))
 
 
-def load_state(model: RealtimeModel, files: list[Path]) -> None:
+def load_state(model: RealtimeModel, files: list[Path], device: torch.device | None = None) -> None:
+    """Copy the checkpoint's tensors into ``model``; read straight onto ``device`` (no host copy on a GPU)."""
     from safetensors import SafetensorError, safe_open
 
     expected = model.state_dict()
@@ -70,7 +71,7 @@ def load_state(model: RealtimeModel, files: list[Path]) -> None:
     unexpected: list[str] = []
     for f in files:
         try:
-            handle = safe_open(str(f), framework="pt")
+            handle = safe_open(str(f), framework="pt", device=str(device or "cpu"))
         except (SafetensorError, OSError) as exc:
             raise ModelLoadError(f"{f} is not a readable safetensors file ({exc}); it may be truncated.") from exc
         with handle:
@@ -129,8 +130,11 @@ def load(
         # flash-attn would need packed variable-length calls instead.
         log.info("attention: sdpa, not %s: the batched speech streams attend through padding masks", attn)
         attn = "sdpa"
-    model = RealtimeModel(cfg, attn).eval()
-    load_state(model, files)
-    model.to(device=dev, dtype=torch_dtype)
+    # Built on the device and filled there: the weights never pass through host RAM (which the DGX Spark
+    # shares with the GPU). Casting before the copy equals copying then casting (bf16 -> fp32 -> bf16 is exact).
+    with torch.device(dev):
+        model = RealtimeModel(cfg, attn).eval()
+    model.to(dtype=torch_dtype)
+    load_state(model, files, dev)
     log.info("loaded VibeVoice-Realtime from %s on %s as %s with %s attention", folder, dev, torch_dtype, attn)
     return Loaded(model, tokenizer, dev, torch_dtype, make_scheduler(cfg.head), folder, attn)
