@@ -44,6 +44,17 @@ def wait_http(url: str, timeout: float = 60.0, status: int | None = 200, proc: s
     raise TimeoutError(f"{url} not up after {timeout}s (last: {last})")
 
 
+def wait_until(predicate, timeout: float = 120.0, interval: float = 0.1) -> bool:
+    """Poll ``predicate`` until it holds; False if it never did. The bound only guards against a hang:
+    tests assert on what happened, never on how long it took."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
+
+
 class ThreadServer:
     """A uvicorn server for an in-test ASGI app, in a thread, on a free port."""
 

@@ -15,6 +15,7 @@ class Recorder:
         self.release = threading.Event()
         self.cancelled = threading.Event()
         self.finished = threading.Event()
+        self.upload_started = threading.Event()  # the first bytes of an upload reached the service
         self.ready = True
 
 
@@ -70,6 +71,8 @@ def fake_service(kind: str, model: str, rec: Recorder) -> FastAPI:
             async for chunk in request.stream():
                 size += len(chunk)
                 chunks += 1
+                if chunk:
+                    rec.upload_started.set()
         except Exception:
             rec.cancelled.set()
             raise

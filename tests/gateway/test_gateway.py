@@ -377,6 +377,7 @@ def test_client_disconnect_mid_upload_reaches_the_service(gateway, upstreams):
 
     rec = upstreams["asr_rec"]
     rec.cancelled.clear()
+    rec.upload_started.clear()
     host, port = gateway.replace("http://", "").split(":")
     head = (
         "POST /v1/audio/transcriptions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
@@ -385,5 +386,5 @@ def test_client_disconnect_mid_upload_reaches_the_service(gateway, upstreams):
     part = b'--zz\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n\r\n' + b"a" * 50_000
     with socket.create_connection((host, int(port)), timeout=5) as s:
         s.sendall(head.encode() + f"{len(part):x}\r\n".encode() + part + b"\r\n")
-        time.sleep(0.5)  # the gateway is forwarding; the upload is far from complete
+        assert rec.upload_started.wait(60), "the gateway never started forwarding"  # far from complete
     assert rec.cancelled.wait(10), "the service never learned that the upload was abandoned"
