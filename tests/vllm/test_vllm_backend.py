@@ -177,7 +177,8 @@ def test_a_client_that_leaves_aborts_the_vllm_request(vllm, model_dir, tmp_path_
         VIBEVOICE_WARMUP="false",
     ) as proc:
         url = _url(proc)
-        finished = vllm.metric("vllm:request_success_total")
+        reasons = ("stop", "length", "abort", "error")
+        finished = {r: vllm.metric("vllm:request_success_total", finished_reason=r) for r in reasons}
         generated = vllm.metric("vllm:generation_tokens_total")
         for stream in ("true", "false"):
             request = httpx.Request(
@@ -190,7 +191,9 @@ def test_a_client_that_leaves_aborts_the_vllm_request(vllm, model_dir, tmp_path_
                 _until(lambda: vllm.metric("vllm:num_requests_running") >= 1, "vLLM never started the request")
             # the client has hung up
             _until(lambda: vllm.metric("vllm:num_requests_running") == 0, "vLLM kept generating after the client left")
-        assert vllm.metric("vllm:request_success_total") == finished  # neither request ran to its end
+        now = {r: vllm.metric("vllm:request_success_total", finished_reason=r) for r in reasons}
+        # neither request ran to its end (an end-of-turn token or its budget), neither failed
+        assert {r: now[r] - finished[r] for r in reasons if r != "abort"} == {"stop": 0, "length": 0, "error": 0}
         assert vllm.metric("vllm:generation_tokens_total") - generated < 30000  # less than one budget for both
         assert "Traceback" not in proc.log()
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import threading
 import time
@@ -305,16 +306,19 @@ class ASREngine:
         segments only: a piece's text in the overlap it re-reads is only known to be kept once its segment
         has its time. ``silences``: where long audio may be cut (see :class:`~.longform.Silences`)."""
         ctx, parts = self._plan(audio, prompt, language, task, silences)
+        # aclosing: a consumer that stops early (client gone) cancels the piece's job now, not at garbage collection.
         if len(parts) == 1:
-            async for item in self._run(audio, ctx, temperature, text=text, usage=usage):
-                yield item
+            async with contextlib.aclosing(self._run(audio, ctx, temperature, text=text, usage=usage)) as items:
+                async for item in items:
+                    yield item
             return
         stitcher = SpeakerStitcher()
         for piece in parts:
             stitcher.start_piece(piece)
-            async for seg in self._run(piece.samples, ctx, temperature, usage=usage):
-                for ready in stitcher.feed(_shift(seg, piece.offset)):
-                    yield ready
+            async with contextlib.aclosing(self._run(piece.samples, ctx, temperature, usage=usage)) as segs:
+                async for seg in segs:
+                    for ready in stitcher.feed(_shift(seg, piece.offset)):
+                        yield ready
             for ready in stitcher.finish_piece():
                 yield ready
 

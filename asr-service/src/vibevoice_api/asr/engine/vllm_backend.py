@@ -229,6 +229,7 @@ class VLLMBackend:
                 if sink.stopped(row):  # e.g. the client left during a long prefill
                     stream.cancel()  # closes the connection: vLLM aborts the request
                     self.stats["aborted"] += 1
+                    log.info("row stopped while waiting for vLLM: request closed")
                     with contextlib.suppress(asyncio.CancelledError):
                         await stream
                     return
@@ -238,8 +239,14 @@ class VLLMBackend:
 
     async def _stream(self, row: int, body: dict[str, Any], sink: TokenSink) -> None:
         self.stats["requests"] += 1
+        sink_tokens = 0
         try:
-            async with self._client.stream("POST", f"{self.url}/v1/chat/completions", json=body) as r:
+            # A client of its own per generation: leaving it closes its connection for certain (no pool keeps it
+            # open), and a closed connection is how vLLM learns to abort the request.
+            async with (
+                httpx.AsyncClient(timeout=self._timeout, headers=self._headers) as client,
+                client.stream("POST", f"{self.url}/v1/chat/completions", json=body) as r,
+            ):
                 if r.status_code != 200:
                     await r.aread()
                     raise upstream_error(r.status_code, _message(r), _retry_after(r, 5))
@@ -257,8 +264,10 @@ class VLLMBackend:
                         for item in (choice.get("logprobs") or {}).get("content") or []:
                             token = item["token"]
                             sink.token(row, int(token.rsplit(":", 1)[1]), item.get("logprob"))
+                            sink_tokens += 1
                         if sink.stopped(row):
                             self.stats["aborted"] += 1
+                            log.info("row stopped after %d tokens: vLLM request closed", sink_tokens)
                             return  # leaving closes the stream: vLLM aborts the rest
         except httpx.TransportError as exc:
             raise unreachable(self.url, exc) from exc

@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
+from starlette.background import BackgroundTask
 from vibevoice_api.shared.audio import decode_audio
 from vibevoice_api.shared.cancel import until_disconnect
 from vibevoice_api.shared.events import Event, sse_stream
@@ -86,10 +87,14 @@ async def handle(request: Request, task: str) -> Response:
     usage = Usage()
     how = {"req": params, "usage": usage, "known": known, "threshold": settings.asr_speaker_match_threshold}
     if params.stream:
+        events = _events(eng, audio, duration, kwargs, how, started)
         return StreamingResponse(
-            sse_stream(_events(eng, audio, duration, kwargs, how, started), "Transcription failed.", log),
+            sse_stream(events, "Transcription failed.", log),
             media_type="text/event-stream",
             headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+            # A client that leaves cancels the response while the events are suspended mid-stream: closing them
+            # at once (not whenever they are garbage-collected) stops the transcription, and a vLLM request.
+            background=BackgroundTask(events.aclose),
         )
     speech = answer.start_speech_scores(audio, eng.sample_rate) if params.response_format == "verbose_json" else None
     metrics.ACTIVE.inc()
