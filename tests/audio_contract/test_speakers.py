@@ -104,3 +104,10 @@ def test_duplicate_names():
     with pytest.raises(InvalidRequestError) as err:
         sp.parse_known_speakers(["Aidan", "aidan"], [clip, clip])
     assert err.value.param == "known_speaker_names[1]"
+
+
+def test_a_server_without_the_encoder_says_so(monkeypatch):
+    monkeypatch.setattr(sp.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(sp.EncoderUnavailableError) as err:
+        sp.parse_known_speakers(["Aidan"], [data_url(turn(0, 0, 3))])
+    assert err.value.status_code == 501 and "resemblyzer" in err.value.message

@@ -6,6 +6,7 @@ in ``routes/`` and the shared discovery routes.
 
 from __future__ import annotations
 
+import logging
 from functools import partial
 from typing import Any
 
@@ -16,6 +17,8 @@ from vibevoice_api.shared.model_app import Service, create_model_app
 from . import metrics
 from .routes import transcription
 from .settings import ASRSettings
+
+log = logging.getLogger("vibevoice_api.asr")
 
 #: Transcriptions and translations are the paths bounded by max_concurrency + max_queue.
 ASR = Service(
@@ -47,7 +50,21 @@ def load_engine(settings: ASRSettings) -> Any:
         engine = ASREngine.load(cfg)
     engine.on_batch = lambda n: metrics.BATCH_SIZE.observe(n)
     engine.on_loop = lambda retried: metrics.LOOPS.labels("retried" if retried else "cut").inc()
+    load_side_models()
     return engine
+
+
+def load_side_models() -> None:
+    """The small models answers use (language id, voice activity, speaker encoder), loaded with the big one
+    so that no request waits for them."""
+    from . import language_id, no_speech, speakers
+
+    language_id.identifier()
+    no_speech.model()
+    try:
+        speakers.encoder()
+    except speakers.EncoderUnavailableError as exc:
+        log.warning("known speakers unavailable: %s", exc.message)
 
 
 async def backend_readiness(app: Any) -> tuple[bool, dict[str, Any]]:

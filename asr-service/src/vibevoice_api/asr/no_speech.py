@@ -24,6 +24,17 @@ _MODEL: Any = None
 _LOCK = threading.Lock()
 
 
+def model() -> Any:
+    """The process's Silero VAD model, loaded on first use."""
+    global _MODEL
+    with _LOCK:
+        if _MODEL is None:
+            from silero_vad import load_silero_vad
+
+            _MODEL = load_silero_vad()
+        return _MODEL
+
+
 def speech_probabilities(samples: np.ndarray, rate: int, chunk_seconds: float = 600.0) -> np.ndarray:
     """Speech probability of every 32 ms window of ``samples`` (mono float32 at ``rate`` Hz).
 
@@ -32,21 +43,17 @@ def speech_probabilities(samples: np.ndarray, rate: int, chunk_seconds: float = 
 
     from .speakers import resample
 
-    global _MODEL
+    vad = model()
     step = int(chunk_seconds * rate)
     out: list[np.ndarray] = []
     with _LOCK:  # the model keeps state between calls: one audio at a time
-        if _MODEL is None:
-            from silero_vad import load_silero_vad
-
-            _MODEL = load_silero_vad()
         for start in range(0, max(1, samples.shape[0]), step):
             audio = resample(samples[start : start + step], rate, RATE)
             if audio.shape[0] < WINDOW:
                 audio = np.pad(audio, (0, WINDOW - audio.shape[0]))
-            _MODEL.reset_states()
+            vad.reset_states()
             with torch.inference_mode():
-                probs = _MODEL.audio_forward(torch.from_numpy(np.ascontiguousarray(audio)), RATE)
+                probs = vad.audio_forward(torch.from_numpy(np.ascontiguousarray(audio)), RATE)
             out.append(probs.reshape(-1).float().numpy())
     return np.concatenate(out)
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 from vibevoice_api.shared.audio import AudioDecodeError, decode_audio
-from vibevoice_api.shared.errors import InvalidRequestError
+from vibevoice_api.shared.errors import APIError, InvalidRequestError
 
 MAX_KNOWN_SPEAKERS = 4
 MIN_CLIP_SECONDS = 2.0
@@ -56,6 +56,10 @@ _DATA_URL = re.compile(
 )
 
 
+class EncoderUnavailableError(APIError, status=501, code="speaker_encoder_unavailable"):
+    """This installation has no speaker-encoder weights (the resemblyzer wheel is not installed)."""
+
+
 @dataclass(frozen=True)
 class KnownSpeaker:
     name: str
@@ -72,6 +76,7 @@ def parse_known_speakers(names: Sequence[Any], references: Sequence[Any]) -> lis
     names, references = list(names), list(references)
     if not names and not references:
         return []
+    weights_path()  # a server without the encoder says so before transcribing
     if len(names) > MAX_KNOWN_SPEAKERS:
         raise InvalidRequestError(
             f"At most {MAX_KNOWN_SPEAKERS} known speakers are supported (got {len(names)}).",
@@ -159,9 +164,10 @@ def weights_path() -> Path:
     """``pretrained.pt`` inside the installed ``resemblyzer`` package (found without importing it)."""
     spec = importlib.util.find_spec("resemblyzer")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError(
-            "Known speakers need the GE2E voice-encoder weights from the resemblyzer wheel: "
-            "pip install --no-deps resemblyzer==0.1.4"
+        raise EncoderUnavailableError(
+            "Known speakers need the GE2E voice-encoder weights from the resemblyzer wheel, which this server "
+            "does not have (operator: pip install --no-deps resemblyzer==0.1.4).",
+            param="known_speaker_references",
         )
     return Path(next(iter(spec.submodule_search_locations))) / "pretrained.pt"
 
