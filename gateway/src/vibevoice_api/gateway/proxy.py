@@ -15,10 +15,11 @@ from dataclasses import dataclass
 
 import httpx
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from vibevoice_api.shared.cancel import wait_disconnect
 from vibevoice_api.shared.errors import APIError, BadGatewayError, GatewayTimeoutError, ServiceUnavailableError
 from vibevoice_api.shared.logs import REQUEST_ID_HEADER, request_id_var
+from vibevoice_api.shared.stall import ClosingStreamingResponse
 
 from .routing import BackendState
 
@@ -134,7 +135,7 @@ async def forward(
             watcher.cancel()
     state.reachable = True
     out_headers = {k: v for k, v in resp.headers.items() if k.lower() not in DROP_RESPONSE_HEADERS}
-    return StreamingResponse(
+    return ClosingStreamingResponse(
         _relay(resp, backend.name), status_code=resp.status_code, headers=out_headers, media_type=None
     )
 

@@ -14,6 +14,7 @@ from .health import router as health_router
 from .metrics import metrics_endpoint
 from .middleware import AdmissionMiddleware, APIKeyMiddleware, BodyLimitMiddleware, RequestContextMiddleware
 from .settings import CommonSettings
+from .stall import StallGuardMiddleware
 
 
 def create_app(
@@ -65,4 +66,5 @@ def create_app(
             expose_headers=["x-request-id", "retry-after"],
         )
     app.add_middleware(RequestContextMiddleware, service=service)
+    app.add_middleware(StallGuardMiddleware, seconds=settings.stream_stall_seconds, service=service)
     return app

@@ -64,6 +64,12 @@ class CommonSettings(BaseSettings):
         None, ge=0, description="On SIGTERM, how long requests in flight may finish (default: 60 s; ASR 120 s)."
     )
     max_upload_mb: float = Field(1024.0, gt=0, description="Largest accepted request body, in MiB.")
+    stream_stall_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="A client that accepts no data of a streamed response (audio, SSE, WebSocket events) for this "
+        "long is cut off: the stream ends and its job is cancelled.",
+    )
 
     _split = field_validator("api_keys", "cors_origins", mode="before")(split_commas)
 

@@ -7,12 +7,13 @@ import time
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 from vibevoice_api.shared.cancel import until_disconnect
 from vibevoice_api.shared.events import Event, SpeechAudioDelta, SpeechAudioDone, SpeechUsage, sse_stream
 from vibevoice_api.shared.formats import content_type
 from vibevoice_api.shared.openapi import AUDIO_RESPONSE
 from vibevoice_api.shared.schemas import SpeechRequest
+from vibevoice_api.shared.stall import ClosingStreamingResponse
 
 from .. import metrics
 from ..engine_api import SpeechEngine, engine_of
@@ -54,8 +55,8 @@ async def speech(req: SpeechRequest, request: Request) -> Response:
     metrics.CHARS.inc(len(text))
     if req.stream_format == "sse":
         body = sse_stream(_events(first, chunks, started, text, eng, job), "Speech generation failed.", log)
-        return StreamingResponse(body, media_type="text/event-stream", headers={"cache-control": "no-cache"})
-    return StreamingResponse(
+        return ClosingStreamingResponse(body, media_type="text/event-stream", headers={"cache-control": "no-cache"})
+    return ClosingStreamingResponse(
         _audio(first, chunks, started, eng, job),
         media_type=content_type(job.response_format, eng.sample_rate),
         headers={"x-vibevoice-voice": job.voice_id},
