@@ -85,7 +85,17 @@ class RealtimeSession:
         await self.send(SessionEvent(type="session.created", session=self.session_obj()))
         try:
             while True:
-                raw = await self.ws.receive_text()
+                msg = await self.ws.receive()
+                if msg["type"] == "websocket.disconnect":
+                    return
+                raw = msg.get("text")
+                if raw is None:  # a binary frame: the session goes on
+                    await self.error(
+                        InvalidRequestError(
+                            "Binary frames are not supported: send JSON text events.", code="invalid_event"
+                        )
+                    )
+                    continue
                 if len(raw) > MAX_MESSAGE_BYTES:
                     await self.error(InvalidRequestError("Event too large.", code="event_too_large"))
                     continue
@@ -106,7 +116,11 @@ class RealtimeSession:
 
     async def handle(self, event: dict[str, Any]) -> None:
         kind = event["type"]
-        eid = event.get("event_id")
+        eid = event.get("event_id") if isinstance(event.get("event_id"), str) else None
+        for field in ("session", "item", "response"):
+            if event.get(field) is not None and not isinstance(event[field], dict):
+                await self.error(InvalidRequestError(f"'{field}' must be an object.", param=field), eid)
+                return
         if kind == "session.update":
             await self.update_session(event.get("session") or {}, eid)
         elif kind == "conversation.item.create":
@@ -121,6 +135,10 @@ class RealtimeSession:
         elif kind == "response.create":
             await self.create_response(event.get("response") or {}, eid)
         elif kind == "response.cancel":
+            if self.current is None or self.current.done():
+                msg = "Cancellation failed: no active response found."
+                await self.error(InvalidRequestError(msg, code="response_cancel_not_active"), eid)
+                return
             await self.cancel_current()
         elif kind in ("input_audio_buffer.append", "input_audio_buffer.commit", "input_audio_buffer.clear"):
             await self.error(_unsupported("This server does text-to-speech only; audio input is not supported."), eid)
