@@ -15,7 +15,7 @@ ASR_BACKEND ?= $(or $(VIBEVOICE_ASR_BACKEND),transformers)
 APT_PACKAGES := ffmpeg espeak-ng sox chromium
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps test test-openwebui loadtest lint format run run-tiny tiny-models bench gpu-check fidelity-asr clean
+.PHONY: help install system-deps test test-openwebui loadtest soak fuzz lint format run run-tiny tiny-models bench gpu-check fidelity-asr clean
 
 help: ## list the commands
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-16s %s\n", $$1, $$2}'
@@ -70,6 +70,15 @@ test-openwebui: system-deps install ## only the real Open WebUI integration suit
 
 loadtest: system-deps install ## full load test: the stack at 2x and 10x capacity for a minute each
 	$(BIN)/python bench/loadtest.py --seconds 60 --levels 2,10
+
+SOAK_SECONDS ?= 600
+soak: system-deps install ## whole stack (ASR_BACKEND=vllm: + vLLM) 10 min at 2x capacity, mixed speech/SSE/transcription/realtime load
+	$(BIN)/python bench/soak.py --seconds $(SOAK_SECONDS) --level 2 --backend $(ASR_BACKEND)
+
+FUZZ_EXAMPLES ?= 1500
+FUZZ_EVENTS ?= 3000
+fuzz: system-deps install ## schemathesis over the four OpenAPI schemas (>= 10,000 cases) + the realtime event fuzzer at depth
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_MIN_CASES=10000 FUZZ_EVENTS=$(FUZZ_EVENTS) $(BIN)/python -m pytest -q -s tests/hardening/test_fuzz.py tests/hardening/test_realtime_fuzz.py
 
 GPU_CHECK_ARGS ?=
 gpu-check: install ## GPU smoke check: both engines in bf16 per attention implementation (MODEL_DIR=... for real weights)
