@@ -153,6 +153,9 @@ def _upstream_error(exc: httpx.HTTPError, state: BackendState, read_timeout: flo
         return ServiceUnavailableError(f"{what} did not accept a connection in time.")
     if isinstance(exc, httpx.ConnectError):
         return ServiceUnavailableError(f"{what} is unreachable; it may be starting or restarting.")
+    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
+        # The connection dropped before any answer: the service died or restarts; the client may retry.
+        return ServiceUnavailableError(f"{what} closed the connection without answering; it may be restarting.")
     return BadGatewayError(f"{what} failed: {type(exc).__name__}.")
 
 
