@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -22,6 +23,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -154,6 +156,52 @@ async def drive(gw: str, clients: int, seconds: float, timeout: float, wav: byte
         await asyncio.gather(*(worker(i) for i in range(clients)))
 
 
+@contextlib.contextmanager
+def whole_stack(
+    models: Path, tmp: Path, concurrency: int, queue: int, backend: str = "transformers"
+) -> Iterator[tuple[str, dict[str, subprocess.Popen]]]:
+    """ASR + TTS + live + gateway (and a vLLM server for ``backend="vllm"``) as processes: (gateway URL, procs)."""
+    ports = {n: free_port() for n in ("asr", "tts", "live", "gateway")}
+    env = {
+        "VIBEVOICE_MODEL_DIR": str(models),
+        "VIBEVOICE_CONVERTED_DIR": str(tmp / "converted"),
+        "VIBEVOICE_DEVICE": os.environ.get("VIBEVOICE_DEVICE", "cpu"),
+        "VIBEVOICE_AUTO_DOWNLOAD": "false",
+        "VIBEVOICE_LOG_LEVEL": "warning",
+        "VIBEVOICE_MAX_CONCURRENCY": str(concurrency),
+        "VIBEVOICE_MAX_QUEUE": str(queue),
+        "VIBEVOICE_ASR_BACKEND": backend,
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+        "VIBEVOICE_ASR_URL": f"http://127.0.0.1:{ports['asr']}",
+        "VIBEVOICE_TTS_URL": f"http://127.0.0.1:{ports['tts']}",
+        "VIBEVOICE_LIVE_URL": f"http://127.0.0.1:{ports['live']}",
+    }
+    procs: dict[str, subprocess.Popen] = {}
+    try:
+        if backend == "vllm":
+            import vllm_server
+
+            vport = free_port()
+            procs["vllm"] = vllm_server.start(models / "VibeVoice-ASR", vport, stdout=subprocess.DEVNULL)
+            env["VIBEVOICE_ASR_VLLM_URL"] = f"http://127.0.0.1:{vport}"
+        for n in ("asr", "tts", "live", "gateway"):
+            procs[n] = start(
+                [str(BIN / f"vibevoice-{n}"), "--host", "127.0.0.1", "--port", str(ports[n])],
+                env=env,
+                ready=f"http://127.0.0.1:{ports[n]}/ready",
+                timeout=900,
+            )
+        yield f"http://127.0.0.1:{ports['gateway']}", procs
+    finally:
+        for n, p in procs.items():
+            if n == "vllm":
+                os.killpg(p.pid, signal.SIGTERM)
+                p.wait(30)
+            else:
+                stop(p)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=600)
@@ -181,38 +229,7 @@ def main() -> None:
             capture_output=True,
             check=True,
         ).stdout
-        ports = {n: free_port() for n in ("asr", "tts", "live", "gateway")}
-        env = {
-            "VIBEVOICE_MODEL_DIR": str(models),
-            "VIBEVOICE_CONVERTED_DIR": str(Path(tmp) / "converted"),
-            "VIBEVOICE_DEVICE": os.environ.get("VIBEVOICE_DEVICE", "cpu"),
-            "VIBEVOICE_AUTO_DOWNLOAD": "false",
-            "VIBEVOICE_LOG_LEVEL": "warning",
-            "VIBEVOICE_MAX_CONCURRENCY": str(args.concurrency),
-            "VIBEVOICE_MAX_QUEUE": str(args.queue),
-            "VIBEVOICE_ASR_BACKEND": args.backend,
-            "HF_HUB_OFFLINE": "1",
-            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
-            "VIBEVOICE_ASR_URL": f"http://127.0.0.1:{ports['asr']}",
-            "VIBEVOICE_TTS_URL": f"http://127.0.0.1:{ports['tts']}",
-            "VIBEVOICE_LIVE_URL": f"http://127.0.0.1:{ports['live']}",
-        }
-        procs: dict[str, subprocess.Popen] = {}
-        try:
-            if args.backend == "vllm":
-                import vllm_server
-
-                vport = free_port()
-                procs["vllm"] = vllm_server.start(models / "VibeVoice-ASR", vport, stdout=subprocess.DEVNULL)
-                env["VIBEVOICE_ASR_VLLM_URL"] = f"http://127.0.0.1:{vport}"
-            for n in ("asr", "tts", "live", "gateway"):
-                procs[n] = start(
-                    [str(BIN / f"vibevoice-{n}"), "--host", "127.0.0.1", "--port", str(ports[n])],
-                    env=env,
-                    ready=f"http://127.0.0.1:{ports[n]}/ready",
-                    timeout=900,
-                )
-            gw = f"http://127.0.0.1:{ports['gateway']}"
+        with whole_stack(models, Path(tmp), args.concurrency, args.queue, args.backend) as (gw, procs):
             clients = max(len(KINDS), int(args.level * capacity))
             tally = Tally()
             warm = min(60.0, args.seconds / 10)
@@ -240,13 +257,6 @@ def main() -> None:
             }
             print(json.dumps(report, indent=2))
             ok = report["lost_or_hung"] == 0 and report["rss_flat"] and report["answered_ok"] > 0
-        finally:
-            for n, p in procs.items():
-                if n == "vllm":
-                    os.killpg(p.pid, signal.SIGTERM)
-                    p.wait(30)
-                else:
-                    stop(p)
     sys.exit(0 if ok else 1)
 
 
