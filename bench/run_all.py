@@ -12,6 +12,7 @@ SCRIPTS = [
     ("gateway_overhead", ["--requests", "1000", "--upload-mb", "500"]),
     ("tts_latency", []),
     ("asr_rtf", []),
+    ("asr_vllm", []),
     ("live_voice", []),
     ("speaker_encoder", []),
 ]

@@ -101,6 +101,18 @@ def _post(url: str, name: str, data: bytes, **fields: str) -> httpx.Response:
     )
 
 
+def _same(a, b) -> bool:
+    """Equal, except that numbers computed from the two backends' log-probabilities (avg_logprob, logprob) may
+    differ in their last digits: the same tokens, float32 arithmetic done in different kernels."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and isinstance(b, (int, float)) and not isinstance(b, bool):
+        return abs(a - b) <= 1e-3 * max(1.0, abs(b))
+    return a == b
+
+
 def test_ready_names_the_backend(services):
     for backend in ("hf", "vllm"):
         r = httpx.get(services[backend] + "/ready", timeout=10)
@@ -115,7 +127,7 @@ def test_transcripts_equal_the_transformers_backend(services, audios):
     for name, data in audios.items():
         got = {b: _post(services[b], name, data, response_format="verbose_json") for b in ("hf", "vllm")}
         assert got["hf"].status_code == 200 and got["vllm"].status_code == 200, (got["hf"].text, got["vllm"].text)
-        assert got["vllm"].json() == got["hf"].json(), name
+        assert _same(got["vllm"].json(), got["hf"].json()), name
         texts.add(got["vllm"].json()["text"])
     assert len(texts) == len(audios)  # the model hears its input: every recording reads differently
 
@@ -128,7 +140,11 @@ def test_every_response_format(services, audios, fmt):
         a = hf.audio.transcriptions.with_raw_response.create(**args)
         b = vl.audio.transcriptions.with_raw_response.create(**args)
         assert b.headers["content-type"] == a.headers["content-type"]
-        assert b.text == a.text and b.text.strip(), (fmt, name)
+        assert b.text.strip(), (fmt, name)
+        if "json" in fmt:
+            assert _same(json.loads(b.text), json.loads(a.text)), (fmt, name)
+        else:
+            assert b.text == a.text, (fmt, name)
 
 
 def test_prompt_language_and_translation(services, audios):
@@ -146,7 +162,7 @@ def test_prompt_language_and_translation(services, audios):
             for b in ("hf", "vllm")
         ]
         assert out[0].status_code == out[1].status_code == 200, out[1].text
-        assert out[0].json() == out[1].json()
+        assert _same(out[1].json(), out[0].json())
 
 
 def test_streaming_equals_and_ends_with_done(services, audios):
@@ -158,7 +174,7 @@ def test_streaming_equals_and_ends_with_done(services, audios):
 
     for name in ("speech.wav", "long.wav"):
         a, b = events(services["hf"], name), events(services["vllm"], name)
-        assert b == a
+        assert _same(b, a)
         assert b[-1]["type"] == "transcript.text.done" and [e["type"] for e in b].count("transcript.text.done") == 1
 
 
@@ -279,7 +295,7 @@ def test_vllm_down_is_503_then_recovers_after_restart(services, audios, vllm):
         vllm.start()  # same port, as a restarted container
     wait_http(url + "/ready", timeout=60)
     after = _post(url, "speech.wav", audios["speech.wav"], response_format="verbose_json")
-    assert after.status_code == 200 and after.json() == before.json()
+    assert after.status_code == 200 and _same(after.json(), before.json())
     assert "Traceback" not in services["vllm_proc"].log()
 
 
