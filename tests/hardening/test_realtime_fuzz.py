@@ -20,7 +20,7 @@ import pytest
 
 from tests.live.client import RealtimeClient, transcription_session
 
-EVENTS = int(os.environ.get("FUZZ_EVENTS", "150"))
+EVENTS = int(os.environ.get("FUZZ_EVENTS", "100"))
 QUERIES = {
     "transcription": "intent=transcription",
     "voice call": "model=gpt-realtime",

@@ -236,12 +236,13 @@ def test_live_service_closes_a_session_whose_client_stopped_reading(stack):
 
     before = cut()
     ws = stalled_websocket(stack["live"], "/v1/realtime?model=gpt-realtime")
-    # A flood of events the server must answer (each an error event quoting nothing big), none of which this client
-    # reads: the server's sends block, and the session is ended instead of buffering without bound.
-    frame = masked_text_frame(json.dumps({"type": "no.such.event." + "x" * 60000}))
+    # A flood of conversation items the server must echo back (about 50 KB each), none of which this client reads:
+    # the server's sends block, and the session is ended instead of buffering without bound.
+    item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "word " * 10000}]}
+    frame = masked_text_frame(json.dumps({"type": "conversation.item.create", "item": item}))
     sender = threading.Thread(target=_flood, args=(ws, frame), daemon=True)
     sender.start()
-    assert wait_until(lambda: cut() > before, timeout=240)
+    assert wait_until(lambda: cut() > before, timeout=120)
     assert wait_until(lambda: sessions() == 0)
     ws.close()
 
