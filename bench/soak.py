@@ -91,7 +91,10 @@ def _rt_outcome(e: dict) -> str | None:
     if t in ("conversation.item.input_audio_transcription.completed",):
         return "ok"
     if t == "response.done":
-        return "ok" if e["response"]["status"] == "completed" else "lost"
+        if e["response"]["status"] == "completed":
+            return "ok"
+        err = (e["response"].get("status_details") or {}).get("error") or {}
+        return "refused" if err.get("code") == "rate_limit_exceeded" else "lost"  # the TTS service's 429, passed on
     if t in ("conversation.item.input_audio_transcription.failed", "error"):
         err = e.get("error") or {}
         return "refused" if err.get("code") in ("rate_limit_exceeded", "too_many_requests") else "lost"
@@ -232,7 +235,7 @@ def main() -> None:
         with whole_stack(models, Path(tmp), args.concurrency, args.queue, args.backend) as (gw, procs):
             clients = max(len(KINDS), int(args.level * capacity))
             tally = Tally()
-            warm = min(60.0, args.seconds / 10)
+            warm = min(90.0, args.seconds / 6)
             asyncio.run(drive(gw, clients, warm, args.timeout, wav, pcm, Tally()))  # warm-up, not counted
             rss_warm = {n: round(rss_mb(p.pid)[0], 1) for n, p in procs.items()}
             t0 = time.monotonic()
