@@ -64,14 +64,14 @@ def ensure_venv(venv: Path = VENV, gpu: bool | None = None) -> Path:
 
 def transformers_layout(model_dir: Path) -> Path:
     """The folder vLLM can load: ``model_dir`` itself, or the cached conversion of an original checkpoint."""
+    from vibevoice_api.asr.engine.convert import write_preprocessor_config
     from vibevoice_api.asr.engine.loader import prepare_folder
-    from vibevoice_api.asr.engine.tiny import _write_preprocessor
 
     folder, _ = prepare_folder(Path(model_dir))
     if not (folder / "preprocessor_config.json").is_file():
         # vLLM builds the processor from the folder; a converted original checkpoint has no such file
         # (our own loader builds the processor in code). The feature extractor's settings are fixed.
-        _write_preprocessor(folder)
+        write_preprocessor_config(folder)
     return folder
 
 

@@ -58,6 +58,11 @@ def test_layouts_detected_and_both_transcribe_identically(engines):
 def test_one_time_conversion_matches_in_memory(layouts, engines, tmp_path):
     out = convert(layouts["original"], tmp_path / "converted")
     assert detect_layout(out) == "hf"
+    # A processor can be built from the folder alone (what vLLM does with `vibevoice-asr convert` output).
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(str(out), local_files_only=True)
+    assert processor.feature_extractor.sampling_rate == 24000
     eng = ASREngine.load(EngineConfig(model_dir=out, device="cpu", min_new_tokens=24))
     try:
         audio = tone(1.5, 500)

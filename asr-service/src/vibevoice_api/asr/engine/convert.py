@@ -194,6 +194,24 @@ def token_ids_of(tokenizer_dir: Path) -> dict[str, int]:
     return ids
 
 
+# The audio feature extractor's settings are fixed by the model (24 kHz mono, -25 dBFS); the HF-layout repo ships
+# them as preprocessor_config.json, which vLLM (AutoProcessor) needs. Our own loader builds the processor in code.
+PREPROCESSOR_CONFIG: dict[str, Any] = {
+    "feature_extractor_type": "VibeVoiceAcousticTokenizerFeatureExtractor",
+    "feature_size": 1,
+    "sampling_rate": 24000,
+    "padding_value": 0.0,
+    "normalize_audio": True,
+    "target_dB_FS": -25,
+    "eps": 1e-6,
+    "pad_to_multiple_of": 3200,
+}
+
+
+def write_preprocessor_config(folder: Path) -> None:
+    (folder / "preprocessor_config.json").write_text(json.dumps(PREPROCESSOR_CONFIG, indent=2))
+
+
 def convert(src: Path, dst: Path) -> Path:
     """Write the transformers layout of the original checkpoint ``src`` into ``dst``."""
     from safetensors import safe_open
@@ -242,6 +260,7 @@ def convert(src: Path, dst: Path) -> Path:
     for name in TOKENIZER_FILES:
         if (tok_dir / name).is_file():
             shutil.copy2(tok_dir / name, tmp / name)
+    write_preprocessor_config(tmp)
     (tmp / "CONVERTED_FROM").write_text(str(src.resolve()) + "\n")
     shutil.rmtree(dst, ignore_errors=True)
     tmp.rename(dst)

@@ -21,6 +21,7 @@ import json
 import re
 from pathlib import Path
 
+from vibevoice_api.asr.engine.convert import write_preprocessor_config
 from vibevoice_api.shared.tiny_tokenizer import SPECIAL_TOKENS, build_tokenizer
 
 SIZES = {
@@ -127,30 +128,13 @@ def write_tiny_asr_model(target: Path, *, layout: str = "hf", size: str = "tiny"
     if layout == "hf":
         model.save_pretrained(str(target))
         tokenizer.save_pretrained(str(target))
-        _write_preprocessor(target)
+        write_preprocessor_config(target)
         return target
     if layout != "original":
         raise ValueError("layout must be 'hf' or 'original'")
     _write_original(model, tokenizer, target, seed)
     return target
 
-
-def _write_preprocessor(target: Path) -> None:
-    (target / "preprocessor_config.json").write_text(
-        json.dumps(
-            {
-                "feature_extractor_type": "VibeVoiceAcousticTokenizerFeatureExtractor",
-                "feature_size": 1,
-                "sampling_rate": 24000,
-                "padding_value": 0.0,
-                "normalize_audio": True,
-                "target_dB_FS": -25,
-                "eps": 1e-6,
-                "pad_to_multiple_of": 3200,
-            },
-            indent=2,
-        )
-    )
 
 
 # transformers checkpoint name → Microsoft's name (the inverse of convert.convert_key).
