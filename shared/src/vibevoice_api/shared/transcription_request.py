@@ -44,6 +44,11 @@ def _blank_to(default: Any) -> Callable[[Any], Any]:
     return convert
 
 
+def _array(description: str) -> Any:
+    """An array field: empty when the client sends none of it."""
+    return Field(default_factory=list, description=description)
+
+
 def _format_name(value: Any) -> Any:
     return "json" if value is None or value == "" else value.strip().lower() if isinstance(value, str) else value
 
@@ -66,8 +71,8 @@ class TranscriptionRequest(BaseModel):
         "json", description="json, text, srt, verbose_json, vtt, diarized_json (transcriptions only)."
     )
     language: str | None = Field(None, description="ISO-639-1 hint, e.g. en (transcriptions only).")
-    timestamp_granularities: list[Literal["segment", "word"]] = Field(
-        default_factory=list, description="segment and/or word; needs response_format=verbose_json."
+    timestamp_granularities: list[Literal["segment", "word"]] = _array(
+        "segment and/or word; needs response_format=verbose_json."
     )
     chunking_strategy: str | dict[str, Any] | None = Field(
         None,
@@ -84,26 +89,19 @@ class TranscriptionRequest(BaseModel):
         False, description="Server-sent transcript.text.* events instead of one answer."
     )
     input_audio: InputAudio | None = Field(None, description="JSON body only: the audio, base64.")
-    keywords: list[str] = Field(
-        default_factory=list,
-        description=f"Words to listen for (names, jargon), up to {MAX_KEYWORDS}: hotwords in the model's prompt, "
-        "one a line after `prompt`.",
+    keywords: list[str] = _array(
+        f"Words to listen for (names, jargon), up to {MAX_KEYWORDS}: hotwords in the model's prompt, "
+        "one a line after `prompt`."
     )
-    languages: list[str] = Field(
-        default_factory=list, description="Candidate ISO-639-1 codes: a language hint; `languages` in the answer."
+    languages: list[str] = _array("Candidate ISO-639-1 codes: a language hint; `languages` in the answer.")
+    include: list[Literal["logprobs"]] = _array(
+        "logprobs: the log-probabilities of the transcript's tokens (response_format json, or stream)."
     )
-    include: list[Literal["logprobs"]] = Field(
-        default_factory=list,
-        description="logprobs: the log-probabilities of the transcript's tokens (response_format json, or stream).",
+    known_speaker_names: list[str] = _array(
+        f"Up to {MAX_KNOWN_SPEAKERS} names for known_speaker_references[] (same order): diarized "
+        "speakers whose voice matches a reference take its name."
     )
-    known_speaker_names: list[str] = Field(
-        default_factory=list,
-        description=f"Up to {MAX_KNOWN_SPEAKERS} names for known_speaker_references[] (same order): diarized "
-        "speakers whose voice matches a reference take its name.",
-    )
-    known_speaker_references: list[str] = Field(
-        default_factory=list, description="Data URLs (data:audio/wav;base64,...) of 2-10 s clips, one per name."
-    )
+    known_speaker_references: list[str] = _array("Data URLs (data:audio/wav;base64,...) of 2-10 s clips, one per name.")
 
     #: Fields a client never sends as form fields (the path's task; the JSON body's audio).
     NOT_FORM_FIELDS: ClassVar[tuple[str, ...]] = ("task", "input_audio")
