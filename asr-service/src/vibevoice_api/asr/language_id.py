@@ -9,29 +9,24 @@ are reported, most text first.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from typing import Any
 
 from vibevoice_api.shared.languages import LANGUAGES
 
+from .once import loaded_once
+
 MIN_SHARE = 0.1
 MIN_CHARS = 3
 NOT_LANGUAGE = "zxx"  # langid's "no linguistic content"
 
-_IDENTIFIER: Any = None
-_LOCK = threading.Lock()
 
-
+@loaded_once
 def identifier() -> Any:
     """The process's identifier, loaded on first use (about a second)."""
-    global _IDENTIFIER
-    with _LOCK:
-        if _IDENTIFIER is None:
-            from py3langid.langid import MODEL_FILE, LanguageIdentifier
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
-            _IDENTIFIER = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-        return _IDENTIFIER
+    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
 
 
 def segment_language(text: str, candidates: Sequence[str] = ()) -> str | None:

@@ -17,22 +17,19 @@ from typing import Any
 
 import numpy as np
 
+from .once import loaded_once
+
 RATE = 16000
 WINDOW = 512  # samples per score (32 ms)
-
-_MODEL: Any = None
-_LOCK = threading.Lock()
+_LOCK = threading.Lock()  # the model keeps state between calls: one audio at a time
 
 
+@loaded_once
 def model() -> Any:
     """The process's Silero VAD model, loaded on first use."""
-    global _MODEL
-    with _LOCK:
-        if _MODEL is None:
-            from silero_vad import load_silero_vad
+    from silero_vad import load_silero_vad
 
-            _MODEL = load_silero_vad()
-        return _MODEL
+    return load_silero_vad()
 
 
 def speech_probabilities(samples: np.ndarray, rate: int, chunk_seconds: float = 600.0) -> np.ndarray:

@@ -32,6 +32,8 @@ import numpy as np
 from vibevoice_api.shared.audio import AudioDecodeError, decode_audio
 from vibevoice_api.shared.errors import APIError, InvalidRequestError
 
+from .once import loaded_once
+
 MAX_KNOWN_SPEAKERS = 4
 MIN_CLIP_SECONDS = 2.0
 MAX_CLIP_SECONDS = 10.0
@@ -280,17 +282,10 @@ class VoiceEncoder:
         return mean / norm if norm > 0 else None
 
 
-_ENCODER: VoiceEncoder | None = None
-_ENCODER_LOCK = threading.Lock()
-
-
+@loaded_once
 def encoder() -> VoiceEncoder:
     """The process's encoder, loaded on first use (a few hundred ms)."""
-    global _ENCODER
-    with _ENCODER_LOCK:
-        if _ENCODER is None:
-            _ENCODER = VoiceEncoder()
-        return _ENCODER
+    return VoiceEncoder()
 
 
 # ---------------------------------------------------------------------------------------------- matching
