@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from collections.abc import Callable
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
@@ -56,6 +57,13 @@ def _with_csp(page: HTMLResponse) -> HTMLResponse:
     return HTMLResponse(page.body, headers=headers)
 
 
+def _page(app: FastAPI, request: Request, ui: str) -> tuple[dict[str, str], Callable[[str], str]]:
+    """What both pages need: their openapi_url and title, and the URL of an asset (behind a proxy's root_path)."""
+    root = request.scope.get("root_path", "")
+    page = {"openapi_url": root + (app.openapi_url or "/openapi.json"), "title": f"{app.title} - {ui}"}
+    return page, lambda name: f"{root}{ASSETS_URL}/{name}"
+
+
 def install_docs(app: FastAPI) -> None:
     """Add /docs, /docs/oauth2-redirect, /redoc and /docs/assets/* to an app built with docs_url=redoc_url=None."""
     redirect = "/docs/oauth2-redirect"
@@ -68,15 +76,14 @@ def install_docs(app: FastAPI) -> None:
 
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui(request: Request) -> HTMLResponse:
-        root = request.scope.get("root_path", "")
+        page, asset = _page(app, request, "Swagger UI")
         return _with_csp(
             get_swagger_ui_html(
-                openapi_url=root + (app.openapi_url or "/openapi.json"),
-                title=app.title + " - Swagger UI",
-                oauth2_redirect_url=root + redirect,
-                swagger_js_url=root + ASSETS_URL + "/swagger-ui-bundle.js",
-                swagger_css_url=root + ASSETS_URL + "/swagger-ui.css",
-                swagger_favicon_url=root + ASSETS_URL + "/favicon.png",
+                **page,
+                oauth2_redirect_url=request.scope.get("root_path", "") + redirect,
+                swagger_js_url=asset("swagger-ui-bundle.js"),
+                swagger_css_url=asset("swagger-ui.css"),
+                swagger_favicon_url=asset("favicon.png"),
                 swagger_ui_parameters=app.swagger_ui_parameters,
             )
         )
@@ -87,13 +94,12 @@ def install_docs(app: FastAPI) -> None:
 
     @app.get("/redoc", include_in_schema=False)
     async def redoc(request: Request) -> HTMLResponse:
-        root = request.scope.get("root_path", "")
+        page, asset = _page(app, request, "ReDoc")
         return _with_csp(
             get_redoc_html(
-                openapi_url=root + (app.openapi_url or "/openapi.json"),
-                title=app.title + " - ReDoc",
-                redoc_js_url=root + ASSETS_URL + "/redoc.standalone.js",
-                redoc_favicon_url=root + ASSETS_URL + "/favicon.png",
+                **page,
+                redoc_js_url=asset("redoc.standalone.js"),
+                redoc_favicon_url=asset("favicon.png"),
                 with_google_fonts=False,
             )
         )
