@@ -124,6 +124,32 @@ def test_manual_commit(live_stack, speech_pcm):
     assert abs(done["usage"]["seconds"] - (len(speech_pcm) / 48000 + 1.0)) < 0.05
 
 
+def test_logprobs_when_include_asks(live_stack, short_speech_pcm):
+    """include item.input_audio_transcription.logprobs: deltas and the completed item carry the ASR's real
+    token log-probabilities ({token, logprob, bytes}), which spell the transcript; without it, none are sent."""
+    with connect(live_stack) as c:
+        c.recv()
+        body = transcription_session(None)
+        body["include"] = ["item.input_audio_transcription.logprobs"]
+        assert c.update(body)["session"]["include"] == ["item.input_audio_transcription.logprobs"]
+        c.append(short_speech_pcm)
+        c.send({"type": "input_audio_buffer.commit"})
+        events = c.until(finished)
+        done = check_transcript_events(events, events[0]["item_id"])
+        lps = done["logprobs"]
+        assert lps and all(lp["logprob"] <= 0 for lp in lps)
+        assert "".join(lp["token"] for lp in lps) == done["transcript"]
+        assert all(bytes(lp["bytes"]) == lp["token"].encode() for lp in lps)
+        deltas = [e for e in events if e["type"] == "conversation.item.input_audio_transcription.delta"]
+        assert [lp for d in deltas for lp in d["logprobs"]] == lps
+        c.update(transcription_session(None) | {"include": []})
+        c.append(short_speech_pcm)
+        c.send({"type": "input_audio_buffer.commit"})
+        events = c.until(finished)
+        assert "logprobs" not in events[-1]
+        assert all("logprobs" not in e for e in events if e["type"].endswith(".delta"))
+
+
 def test_clear_then_commit_is_an_error_and_the_session_goes_on(live_stack, short_speech_pcm):
     with connect(live_stack) as c:
         c.recv()

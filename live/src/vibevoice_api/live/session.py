@@ -303,8 +303,6 @@ class Session:
         self.cfg = new
         if self.cfg.vad is not None and self.segmenter is not None:
             self.segmenter.cfg = self.cfg.vad
-        if LOGPROBS_INCLUDE in new.include:
-            log.info("session %s asked for logprobs: the ASR service does not provide them; omitted", self.id)
         await self.send(self.session_event("transcription_session.updated" if legacy else "session.updated"))
 
     def _reset_input(self, new: SessionConfig) -> None:
@@ -519,38 +517,26 @@ class Session:
         transcript: str | None = None
         usage: Any = None
         languages: Any = None
+        logprobs: Any = None
+        want_logprobs = LOGPROBS_INCLUDE in self.cfg.include
         try:
             async for ev in self.services.transcribe(
-                wav, language=self.cfg.language, prompt=self.cfg.prompt, headers=self.upstream_headers
+                wav,
+                language=self.cfg.language,
+                prompt=self.cfg.prompt,
+                headers=self.upstream_headers,
+                logprobs=want_logprobs,
             ):
                 kind = ev.get("type")
-                if kind == "transcript.text.delta":
-                    text_parts.append(ev.get("delta", ""))
-                    await self.send(
-                        {
-                            "type": "conversation.item.input_audio_transcription.delta",
-                            "item_id": item_id,
-                            "content_index": 0,
-                            "delta": ev.get("delta", ""),
-                        }
-                    )
-                elif kind == "transcript.text.segment":
-                    await self.send(
-                        {
-                            "type": "conversation.item.input_audio_transcription.segment",
-                            "item_id": item_id,
-                            "content_index": 0,
-                            "id": ev.get("id"),
-                            "start": ev.get("start"),
-                            "end": ev.get("end"),
-                            "text": ev.get("text"),
-                            "speaker": ev.get("speaker"),
-                        }
-                    )
+                if kind in ("transcript.text.delta", "transcript.text.segment"):
+                    if kind == "transcript.text.delta":
+                        text_parts.append(ev.get("delta", ""))
+                    await self._relay(ev, item_id, want_logprobs)
                 elif kind == "transcript.text.done":
                     transcript = ev.get("text", "".join(text_parts))
                     usage = ev.get("usage")
                     languages = ev.get("languages")
+                    logprobs = ev.get("logprobs")
                 elif kind == "error":
                     raise UpstreamError(ev.get("error") or {"type": "server_error", "message": "ASR failed."})
             if transcript is None:
@@ -584,7 +570,21 @@ class Session:
             completed["usage"] = usage
         if languages:
             completed["languages"] = languages  # [{"code": ...}] as the ASR service detected them
+        if want_logprobs:
+            completed["logprobs"] = logprobs or []  # [{token, logprob, bytes}] from the ASR's generation
         await self.send(completed)
+
+    async def _relay(self, ev: dict[str, Any], item_id: str, want_logprobs: bool) -> None:
+        """One ASR stream event (text delta or completed segment) as the Realtime API's transcription event."""
+        head = {"item_id": item_id, "content_index": 0}
+        if ev.get("type") == "transcript.text.delta":
+            delta = {"type": "conversation.item.input_audio_transcription.delta", **head, "delta": ev.get("delta", "")}
+            if want_logprobs:
+                delta["logprobs"] = ev.get("logprobs") or []
+            await self.send(delta)
+            return
+        fields = {k: ev.get(k) for k in ("id", "start", "end", "text", "speaker")}
+        await self.send({"type": "conversation.item.input_audio_transcription.segment", **head, **fields})
 
     async def _transcription_failed(self, item_id: str, error: dict[str, Any]) -> None:
         await self.send(

@@ -67,10 +67,18 @@ class Services:
         return {"authorization": client_authorization}
 
     async def transcribe(
-        self, wav: bytes, *, language: str | None, prompt: str | None, headers: dict[str, str]
+        self,
+        wav: bytes,
+        *,
+        language: str | None,
+        prompt: str | None,
+        headers: dict[str, str],
+        logprobs: bool = False,
     ) -> AsyncIterator[dict]:
         """The ASR service's SSE events (``transcript.text.delta/segment/done``) while it decodes."""
         data = {"model": self.settings.live_asr_model, "stream": "true", "response_format": "diarized_json"}
+        if logprobs:
+            data["include[]"] = "logprobs"
         if language:
             data["language"] = language
         if prompt:
