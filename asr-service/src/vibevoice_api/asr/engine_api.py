@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any, Protocol, TypedDict
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from starlette.requests import HTTPConnection
@@ -17,16 +17,8 @@ from vibevoice_api.shared.transcripts import Seg
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-    from .engine.runtime import Usage
+    from .engine.runtime import TranscribeOptions
     from .engine.textstream import TextPiece
-
-
-class TranscribeOptions(TypedDict, total=False):
-    prompt: str | None  # context for the model (hotwords, names)
-    language: str | None  # ISO-639-1 hint
-    temperature: float
-    task: str  # transcribe | translate
-    usage: Usage | None  # counts the tokens read and written, when given
 
 
 class TranscriptionEngine(Protocol):

@@ -26,7 +26,7 @@ import traceback
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 from vibevoice_api.shared import cuda_faults
@@ -40,6 +40,9 @@ from .memory import audio_budget_seconds, fits
 from .parsing import Segment, SegmentParser
 from .prompt import build_prompt, context_text, continuation
 from .textstream import PieceCollector, TextPiece, attach
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 log = logging.getLogger("vibevoice_api.asr.engine")
 SAMPLE_RATE = 24000
@@ -84,6 +87,25 @@ class Usage:
             self.audio_tokens += audio
             self.text_tokens += text
             self.output_tokens += output
+
+
+class TranscribeOptions(TypedDict, total=False):
+    """How to transcribe one audio (all optional)."""
+
+    prompt: str | None  # context for the model (hotwords, names)
+    language: str | list[str] | None  # ISO-639-1 hint(s)
+    temperature: float  # 0: greedy
+    task: str  # transcribe | translate
+    usage: Usage | None  # counts the tokens read and written, when given
+    silences: Silences | None  # where long audio may be cut (see longform.Silences)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    context: str | None  # the model's context text
+    parts: list[Piece]  # the audio's pieces (one when it fits a single pass)
+    temperature: float
+    usage: Usage | None
 
 
 @dataclass(eq=False)
@@ -271,51 +293,39 @@ class ASREngine:
                 worker.join(timeout=30)
         self.backend.close()
 
-    async def transcribe(
-        self,
-        audio: np.ndarray,
-        *,
-        prompt: str | None = None,
-        language: str | None = None,
-        temperature: float = 0.0,
-        task: str = "transcribe",
-        usage: Usage | None = None,
-        silences: Silences | None = None,
-    ) -> list[Segment]:
-        ctx, parts = self._plan(audio, prompt, language, task, silences)
+    async def transcribe(self, audio: np.ndarray, **options: Unpack[TranscribeOptions]) -> list[Segment]:
+        plan = self._plan(audio, options)
+        parts = plan.parts
         # All pieces are submitted together: a long recording fills a batch by itself.
-        results = await asyncio.gather(*(self._collect(p.samples, ctx, temperature, usage) for p in parts))
+        results = await asyncio.gather(
+            *(self._collect(p.samples, plan.context, plan.temperature, plan.usage) for p in parts)
+        )
         if len(parts) == 1:
             return results[0]
         return stitch([(p, [_shift(s, p.offset) for s in segs]) for p, segs in zip(parts, results, strict=True)])
 
     async def transcribe_stream(
-        self,
-        audio: np.ndarray,
-        *,
-        prompt: str | None = None,
-        language: str | None = None,
-        temperature: float = 0.0,
-        task: str = "transcribe",
-        text: bool = False,
-        usage: Usage | None = None,
-        silences: Silences | None = None,
+        self, audio: np.ndarray, *, text: bool = False, **options: Unpack[TranscribeOptions]
     ) -> AsyncIterator[Segment | TextPiece]:
         """Segments as they complete; with ``text``, also the transcript's text as each step writes it
         (:class:`~.textstream.TextPiece`, before the segment it belongs to). Audio split into pieces gives
         segments only: a piece's text in the overlap it re-reads is only known to be kept once its segment
         has its time. ``silences``: where long audio may be cut (see :class:`~.longform.Silences`)."""
-        ctx, parts = self._plan(audio, prompt, language, task, silences)
+        plan = self._plan(audio, options)
         # aclosing: a consumer that stops early (client gone) cancels the piece's job now, not at garbage collection.
-        if len(parts) == 1:
-            async with contextlib.aclosing(self._run(audio, ctx, temperature, text=text, usage=usage)) as items:
+        if len(plan.parts) == 1:
+            async with contextlib.aclosing(
+                self._run(audio, plan.context, plan.temperature, text=text, usage=plan.usage)
+            ) as items:
                 async for item in items:
                     yield item
             return
         stitcher = SpeakerStitcher()
-        for piece in parts:
+        for piece in plan.parts:
             stitcher.start_piece(piece)
-            async with contextlib.aclosing(self._run(piece.samples, ctx, temperature, usage=usage)) as segs:
+            async with contextlib.aclosing(
+                self._run(piece.samples, plan.context, plan.temperature, usage=plan.usage)
+            ) as segs:
                 async for seg in segs:
                     for ready in stitcher.feed(_shift(seg, piece.offset)):
                         yield ready
@@ -324,20 +334,20 @@ class ASREngine:
 
     # ---------------------------------------------------------------- request side
 
-    def _plan(
-        self,
-        audio: np.ndarray,
-        prompt: str | None,
-        language: str | list[str] | None,
-        task: str,
-        silences: Silences | None = None,
-    ) -> tuple[str | None, list[Piece]]:
-        """Validate the audio; the model's context text and the pieces to transcribe."""
+    def _plan(self, audio: np.ndarray, options: TranscribeOptions) -> _Plan:
+        """Validate the audio; the model's context text, the pieces to transcribe, the sampling and usage."""
+        if unknown := options.keys() - TranscribeOptions.__annotations__.keys():
+            raise TypeError(f"unknown transcription options: {', '.join(sorted(unknown))}")
         self._check(audio)
         parts = pieces(
-            audio, SAMPLE_RATE, self.single_pass_seconds, self.cfg.longform_overlap_seconds, silences=silences
+            audio,
+            SAMPLE_RATE,
+            self.single_pass_seconds,
+            self.cfg.longform_overlap_seconds,
+            silences=options.get("silences"),
         )
-        return context_text(prompt, language, task), parts
+        context = context_text(options.get("prompt"), options.get("language"), options.get("task", "transcribe"))
+        return _Plan(context, parts, options.get("temperature", 0.0), options.get("usage"))
 
     def _check(self, audio: np.ndarray) -> None:
         # The duration limit is the decoder's (shared.audio.decode_audio): it stops reading a long upload early.
