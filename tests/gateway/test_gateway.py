@@ -253,6 +253,9 @@ def test_ready_and_health(gateway, upstreams):
     assert httpx.get(gateway + "/health").json()["status"] == "ok"
     r = httpx.get(gateway + "/ready")
     assert r.status_code == 200 and r.json()["services"]["asr"]["ready"]
+    # The live service (realtime sessions; none runs beside this gateway) is reported, and does not gate readiness.
+    assert r.json()["services"]["live"]["optional"] is True
+    assert "live" in httpx.get(gateway + "/").json()["services"]
     upstreams["asr_rec"].ready = False
     try:
         r = httpx.get(gateway + "/ready")

@@ -83,6 +83,7 @@ async def root(upstream: UpstreamDep) -> dict[str, Any]:
         "endpoints": ENDPOINTS,
         "docs": "/docs",
         "playground": "/playground",
-        "services": {s.backend.name: s.backend.url for s in upstream.router.states},
+        "services": {s.backend.name: s.backend.url for s in upstream.router.states}
+        | ({"live": upstream.settings.live_url} if upstream.settings.live_url else {}),
         "time": int(time.time()),
     }
