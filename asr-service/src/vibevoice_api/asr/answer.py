@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,23 @@ from .speakers import KnownSpeaker, SpeakerMatcher
 
 log = logging.getLogger("vibevoice_api.asr")
 SPEAKER_FORMATS = ("diarized_json", "verbose_json", "srt", "vtt")
+
+
+@dataclass(frozen=True)
+class Answering:
+    """What an answer is made of besides the engine's output: the parsed request, its decoded audio (mono
+    float32 at ``rate`` Hz), the tokens the transcription used, and the known speakers with their match threshold."""
+
+    req: Any
+    audio: np.ndarray
+    rate: int
+    usage: Usage
+    known: list[KnownSpeaker]
+    threshold: float
+
+    @property
+    def duration(self) -> float:
+        return self.audio.shape[0] / self.rate
 
 
 def engine_prompt(prompt: str | None, keywords: Sequence[str]) -> str | None:
@@ -67,26 +85,21 @@ def logprob_entries(segs: Sequence[tx.Seg]) -> list[dict[str, Any]]:
 
 async def whole(
     segments: list[Any],
-    audio: np.ndarray,
-    rate: int,
+    job: Answering,
     *,
-    req: Any,
-    usage: Usage,
-    known: list[KnownSpeaker],
-    threshold: float,
     subtitle_speakers: bool,
     speech: asyncio.Future[np.ndarray] | None = None,
 ) -> Response:
     """The answer in ``req.response_format`` from the engine's segments (``speech``: the speech
     probabilities for verbose_json, started beside the transcription by :func:`start_speech_scores`)."""
-    duration = audio.shape[0] / rate
+    req, audio, rate, duration = job.req, job.audio, job.rate, job.duration
     segs = tx.normalize([tx.Seg(s.start, s.end, s.text, s.speaker, s.pieces) for s in segments], duration)
     fmt = req.response_format
     names: dict[Any, str] = {}
-    if known and fmt in SPEAKER_FORMATS and segs:
-        matcher = SpeakerMatcher(known, threshold)
+    if job.known and fmt in SPEAKER_FORMATS and segs:
+        matcher = SpeakerMatcher(job.known, job.threshold)
         names = await asyncio.to_thread(matcher.name_all, audio, rate, [(s.start, s.end, s.speaker) for s in segs])
-    used = usage_for(req.model, duration, usage)
+    used = usage_for(req.model, duration, job.usage)
     if fmt == "text":
         return PlainTextResponse(tx.to_text(segs))
     if fmt == "srt":
@@ -162,23 +175,14 @@ def _candidates(req: Any) -> list[str]:
     return [req.language] if req.language else []
 
 
-async def stream(
-    items: AsyncIterator[Any],
-    audio: np.ndarray,
-    rate: int,
-    *,
-    req: Any,
-    usage: Usage,
-    known: list[KnownSpeaker],
-    threshold: float,
-) -> AsyncIterator[Event]:
+async def stream(items: AsyncIterator[Any], job: Answering) -> AsyncIterator[Event]:
     """``transcript.text.delta`` per generation step's text, ``transcript.text.segment`` per completed
     segment (diarized_json), then ``transcript.text.done`` (see :func:`~vibevoice_api.shared.events.sse_stream`
     for the ``error`` event that ends a failed stream)."""
-    duration = audio.shape[0] / rate
+    req, audio, rate, duration = job.req, job.audio, job.rate, job.duration
     want_logprobs = "logprobs" in req.include
     diarized = req.response_format == "diarized_json"
-    matcher = SpeakerMatcher(known, threshold) if known and diarized else None
+    matcher = SpeakerMatcher(job.known, job.threshold) if job.known and diarized else None
     builder = DeltaBuilder()
     kept: list[tx.Seg] = []
     logprobs: list[Logprob] = []
@@ -228,7 +232,7 @@ async def stream(
         text=text,
         languages=[Language(code=c) for c in languages],
         logprobs=logprobs if want_logprobs else None,
-        usage=usage_for(req.model, duration, usage),
+        usage=usage_for(req.model, duration, job.usage),
     )
 
 

@@ -85,7 +85,7 @@ async def handle(request: Request, task: str) -> Response:
         # Longer than one pass: the client's server_vad settings choose where the audio is cut.
         kwargs["silences"] = await asyncio.to_thread(answer.silences_for, audio, eng.sample_rate, vad)
     usage = Usage()
-    how = {"req": params, "usage": usage, "known": known, "threshold": settings.asr_speaker_match_threshold}
+    how = answer.Answering(params, audio, eng.sample_rate, usage, known, settings.asr_speaker_match_threshold)
     if params.stream:
         events = _events(eng, audio, duration, kwargs, how, started)
         return StreamingResponse(
@@ -105,18 +105,16 @@ async def handle(request: Request, task: str) -> Response:
         metrics.ACTIVE.dec()
         metrics.update_gauges(eng)
     metrics.account(duration, started)
-    return await answer.whole(
-        segments, audio, eng.sample_rate, subtitle_speakers=settings.asr_subtitle_speakers, speech=speech, **how
-    )
+    return await answer.whole(segments, how, subtitle_speakers=settings.asr_subtitle_speakers, speech=speech)
 
 
 async def _events(
-    eng: Any, audio: Any, duration: float, kwargs: dict[str, Any], how: dict[str, Any], started: float
+    eng: Any, audio: Any, duration: float, kwargs: dict[str, Any], how: answer.Answering, started: float
 ) -> AsyncIterator[Event]:
     metrics.ACTIVE.inc()
-    items = eng.transcribe_stream(audio, text=True, usage=how["usage"], **kwargs)
+    items = eng.transcribe_stream(audio, text=True, usage=how.usage, **kwargs)
     try:
-        async for event in answer.stream(items, audio, eng.sample_rate, **how):
+        async for event in answer.stream(items, how):
             if event.type == "transcript.text.done":
                 metrics.account(duration, started)
             yield event
