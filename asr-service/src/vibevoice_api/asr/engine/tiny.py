@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from vibevoice_api.asr.engine.convert import write_preprocessor_config
@@ -136,22 +137,43 @@ def write_tiny_asr_model(target: Path, *, layout: str = "hf", size: str = "tiny"
     return target
 
 
+# transformers checkpoint name → Microsoft's name (the inverse of convert.convert_key), by prefix.
+_ORIGINAL_RULES = (
+    (r"^language_model\.model\.", "model.language_model."),
+    (r"^language_model\.lm_head\.", "lm_head."),
+    (
+        r"^(acoustic|semantic)_tokenizer_encoder\.stem\.conv\.",
+        r"model.\1_tokenizer.encoder.downsample_layers.0.0.conv.",
+    ),
+    (r"^(acoustic|semantic)_tokenizer_encoder\.stem\.stage\.", r"model.\1_tokenizer.encoder.stages.0."),
+    (r"^multi_modal_projector\.(acoustic|semantic)_linear_(\d)\.", r"model.\1_connector.fc\2."),
+    (r"^multi_modal_projector\.(acoustic|semantic)_norm\.", r"model.\1_connector.norm."),
+    (r"^(acoustic|semantic)_tokenizer_encoder\.head\.", r"model.\1_tokenizer.encoder.head.conv."),
+)
+# transformers' acoustic decoder name → Microsoft's, inside the decoder (which only the original layout has).
+_DECODER_RULES = (
+    (r"^stem\.conv\.", "upsample_layers.0.0.conv."),
+    (r"^stem\.stage\.", "stages.0."),
+    (r"^head\.conv\.", "head.conv.conv."),
+)
 
-# transformers checkpoint name → Microsoft's name (the inverse of convert.convert_key).
+
+def _renamed(key: str, rules: Sequence[tuple[str, str]]) -> str:
+    """``key`` with the first of ``rules`` (pattern, replacement) that matches it applied."""
+    for pattern, repl in rules:
+        new, n = re.subn(pattern, repl, key, count=1)
+        if n:
+            return new
+    return key
+
+
+def _deeper_mixers(key: str) -> str:
+    """Microsoft's depthwise mixer convolutions sit two modules deeper, everywhere."""
+    return key.replace(".mixer.conv.", ".mixer.conv.conv.conv.")
+
+
 def original_key(key: str) -> str:
-    key = key.replace(".mixer.conv.", ".mixer.conv.conv.conv.")
-    rules = [
-        (r"^language_model\.model\.", "model.language_model."),
-        (r"^language_model\.lm_head\.", "lm_head."),
-        (
-            r"^(acoustic|semantic)_tokenizer_encoder\.stem\.conv\.",
-            r"model.\1_tokenizer.encoder.downsample_layers.0.0.conv.",
-        ),
-        (r"^(acoustic|semantic)_tokenizer_encoder\.stem\.stage\.", r"model.\1_tokenizer.encoder.stages.0."),
-        (r"^multi_modal_projector\.(acoustic|semantic)_linear_(\d)\.", r"model.\1_connector.fc\2."),
-        (r"^multi_modal_projector\.(acoustic|semantic)_norm\.", r"model.\1_connector.norm."),
-        (r"^(acoustic|semantic)_tokenizer_encoder\.head\.", r"model.\1_tokenizer.encoder.head.conv."),
-    ]
+    key = _deeper_mixers(key)
     m = re.match(r"^(acoustic|semantic)_tokenizer_encoder\.conv_layers\.(\d+)\.(conv|stage)\.(.*)$", key)
     if m:
         kind, idx, part, rest = m.groups()
@@ -159,28 +181,17 @@ def original_key(key: str) -> str:
         if part == "conv":
             return f"{base}downsample_layers.{int(idx) + 1}.0.conv.{rest}"
         return f"{base}stages.{int(idx) + 1}.{rest}"
-    for pattern, repl in rules:
-        new = re.sub(pattern, repl, key, count=1)
-        if new != key:
-            return new
-    return key
+    return _renamed(key, _ORIGINAL_RULES)
 
 
-# transformers' acoustic decoder name → Microsoft's (the decoder only exists in the original layout).
 def original_decoder_key(key: str) -> str:
-    key = key.replace(".mixer.conv.", ".mixer.conv.conv.conv.")
-    rules = [
-        (r"^stem\.conv\.", "upsample_layers.0.0.conv."),
-        (r"^stem\.stage\.", "stages.0."),
-        (r"^head\.conv\.", "head.conv.conv."),
-    ]
+    key = _deeper_mixers(key)
     m = re.match(r"^conv_layers\.(\d+)\.(convtr|stage)\.(.*)$", key)
     if m:
         idx, part, rest = int(m.group(1)) + 1, m.group(2), m.group(3)
         key = f"upsample_layers.{idx}.0.convtr.{rest}" if part == "convtr" else f"stages.{idx}.{rest}"
     else:
-        for pattern, repl in rules:
-            key = re.sub(pattern, repl, key, count=1)
+        key = _renamed(key, _DECODER_RULES)
     return "model.acoustic_tokenizer.decoder." + key
 
 
