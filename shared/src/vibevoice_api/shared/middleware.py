@@ -39,17 +39,33 @@ async def _noop_receive() -> Message:  # pragma: no cover - responses never read
     return {"type": "http.disconnect"}
 
 
-class RequestContextMiddleware:
-    """Request id, access log, HTTP metrics."""
+class ScopeMiddleware:
+    """A pure ASGI middleware of ``service`` that handles the scopes it :meth:`wants` (HTTP requests and
+    WebSockets unless a subclass says otherwise) and passes every other one (lifespan, ...) through untouched."""
+
+    scopes: tuple[str, ...] = ("http", "websocket")
 
     def __init__(self, app: ASGIApp, service: str) -> None:
         self.app = app
         self.service = service
 
+    def wants(self, scope: Scope) -> bool:
+        return scope["type"] in self.scopes
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
+        if self.wants(scope):
+            await self.handle(scope, receive, send)
+        else:
             await self.app(scope, receive, send)
-            return
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class RequestContextMiddleware(ScopeMiddleware):
+    """Request id, access log, HTTP metrics."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         rid = _header(scope, REQUEST_ID_HEADER.encode()) or uuid.uuid4().hex[:16]
         rid = "".join(ch for ch in rid if ch.isalnum() or ch in "-_.")[:64] or uuid.uuid4().hex[:16]
         token = request_id_var.set(rid)
@@ -89,22 +105,20 @@ class RequestContextMiddleware:
             request_id_var.reset(token)
 
 
-class BodyLimitMiddleware:
+class BodyLimitMiddleware(ScopeMiddleware):
     """Refuse bodies over ``max_bytes`` with 413, by Content-Length or while streaming.
 
     When a chunked body crosses the limit the app sees a disconnect (so it stops reading and
     frees what it buffered) and the client gets the 413.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int, service: str) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-        self.service = service
+    scopes = ("http",)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    def __init__(self, app: ASGIApp, max_bytes: int, service: str) -> None:
+        super().__init__(app, service)
+        self.max_bytes = max_bytes
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit_msg = f"Request body exceeds the limit of {self.max_bytes} bytes ({self.max_bytes / 2**20:.0f} MiB)."
         length = _header(scope, b"content-length")
         if length is not None and length.strip().isdigit() and int(length) > self.max_bytes:
@@ -242,7 +256,7 @@ class APIKeyMiddleware:
         await _send_error(send, err)
 
 
-class AdmissionMiddleware:
+class AdmissionMiddleware(ScopeMiddleware):
     """Bound the requests a service accepts on its heavy paths; past the bound, 429 at once.
 
     Checked before the body is read, so a flood of uploads is refused without touching disk. The
@@ -250,17 +264,16 @@ class AdmissionMiddleware:
     """
 
     def __init__(self, app: ASGIApp, limit: int, paths: tuple[str, ...], service: str, retry_after: float = 2) -> None:
-        self.app = app
+        super().__init__(app, service)
         self.limit = limit
         self.paths = paths
-        self.service = service
         self.retry_after = retry_after
         self.in_flight = 0
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("method") != "POST" or scope.get("path") not in self.paths:
-            await self.app(scope, receive, send)
-            return
+    def wants(self, scope: Scope) -> bool:
+        return scope["type"] == "http" and scope.get("method") == "POST" and scope.get("path") in self.paths
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.in_flight >= self.limit:
             from .errors import RateLimitError
 

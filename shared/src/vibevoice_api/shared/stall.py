@@ -18,6 +18,8 @@ from starlette.responses import StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 
+from .middleware import ScopeMiddleware
+
 log = logging.getLogger("vibevoice_api.stall")
 
 STALLED = Counter(
@@ -30,16 +32,12 @@ class ClientStalled(Exception):
     """The client accepted no data for the stall limit (HTTP): the response is abandoned."""
 
 
-class StallGuardMiddleware:
+class StallGuardMiddleware(ScopeMiddleware):
     def __init__(self, app: ASGIApp, seconds: float, service: str) -> None:
-        self.app = app
+        super().__init__(app, service)
         self.seconds = seconds
-        self.service = service
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
 
         async def guarded(message: Message) -> None:
