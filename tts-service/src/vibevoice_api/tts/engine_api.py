@@ -7,7 +7,7 @@ Routes get the loaded engine with :func:`engine_of` (a 503 while the model is st
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, TypedDict
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from starlette.requests import HTTPConnection
@@ -15,18 +15,14 @@ from starlette.requests import HTTPConnection
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
+    from .engine.runtime import StreamOptions
+
 
 class Voice(Protocol):
     id: str
     name: str
     language: str | None
     gender: str | None
-
-
-class StreamOptions(TypedDict, total=False):
-    cfg_scale: float | None  # classifier-free guidance (None: the engine's setting)
-    steps: int | None  # diffusion steps per latent (None: the engine's setting)
-    seed: int | None  # reproducible sampling
 
 
 class SpeechEngine(Protocol):

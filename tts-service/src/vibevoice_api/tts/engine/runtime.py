@@ -26,7 +26,7 @@ import traceback
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 import torch
@@ -37,6 +37,9 @@ from .batch import Batch, Utterance
 from .errors import EngineBusyError, UnknownVoiceError, VoicePresetError
 from .solver import BatchSolver
 from .voices import VOICE_NAME, UnsafePresetError, VoiceInfo, VoicePreset, describe, load_preset, scan
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 log = logging.getLogger("vibevoice_api.tts.engine")
 SAMPLE_RATE = 24000
@@ -64,6 +67,14 @@ class EngineConfig:
 def prepare_text(text: str) -> str:
     """The reference demo's normalisation: typographic quotes to ASCII, outer whitespace removed."""
     return text.replace("’", "'").replace("“", '"').replace("”", '"').strip()
+
+
+class StreamOptions(TypedDict, total=False):
+    """How to speak one text (all optional)."""
+
+    cfg_scale: float | None  # classifier-free guidance (None: the engine's setting)
+    steps: int | None  # diffusion steps per latent (None: the engine's setting)
+    seed: int | None  # reproducible sampling
 
 
 @dataclass(eq=False)
@@ -237,26 +248,25 @@ class TTSEngine:
         budget = int(self.cfg.min_latents + self.cfg.latents_per_token * len(ids))
         return Utterance(ids, preset, cfg_scale, steps, generator, budget)
 
-    def synthesize(
-        self,
-        text: str,
-        voice_id: str,
-        *,
-        seed: int | None = None,
-        cfg_scale: float | None = None,
-        steps: int | None = None,
-    ) -> np.ndarray:
+    def sampling(self, options: StreamOptions) -> tuple[float, int]:
+        """The guidance scale and diffusion steps of a request (the engine's settings where it names none)."""
+        if unknown := options.keys() - StreamOptions.__annotations__.keys():
+            raise TypeError(f"unknown speech options: {', '.join(sorted(unknown))}")
+        return options.get("cfg_scale") or self.cfg.cfg_scale, options.get("steps") or self.cfg.ddpm_steps
+
+    def synthesize(self, text: str, voice_id: str, **options: Unpack[StreamOptions]) -> np.ndarray:
         """Whole waveform, synchronously, alone in a batch of its own in this thread (CLI, comparisons).
 
         ``seed`` seeds the request's generator; its draws are those of the reference demo after
         ``torch.manual_seed(seed)``.
         """
+        cfg_scale, steps = self.sampling(options)
         preset = self.preset(voice_id)
-        gen = new_generator(seed)
+        gen = new_generator(options.get("seed"))
         batch = Batch(self.loaded)  # its own solver: the worker thread may be using the engine's
         out = []
         for ids in self.split(text):
-            batch.add(self.utterance(ids, preset, cfg_scale or self.cfg.cfg_scale, steps or self.cfg.ddpm_steps, gen))
+            batch.add(self.utterance(ids, preset, cfg_scale, steps, gen))
             while len(batch):
                 for u in batch.window():
                     chunk = u.take_audio()
@@ -264,24 +274,17 @@ class TTSEngine:
                         out.append(chunk)
         return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
 
-    async def stream(
-        self,
-        text: str,
-        voice_id: str,
-        *,
-        cfg_scale: float | None = None,
-        steps: int | None = None,
-        seed: int | None = None,
-    ) -> AsyncIterator[np.ndarray]:
+    async def stream(self, text: str, voice_id: str, **options: Unpack[StreamOptions]) -> AsyncIterator[np.ndarray]:
         """Float32 chunks at 24 kHz as each speech window is decoded; ``seed`` makes them reproducible."""
+        cfg_scale, steps = self.sampling(options)
         preset = await asyncio.to_thread(self.preset, voice_id)
         pieces = self.split(text)
         req = _Request(
             pieces,
             preset,
-            cfg_scale or self.cfg.cfg_scale,
-            steps or self.cfg.ddpm_steps,
-            new_seed(seed),
+            cfg_scale,
+            steps,
+            new_seed(options.get("seed")),
             asyncio.get_running_loop(),
             asyncio.Queue(),
         )
