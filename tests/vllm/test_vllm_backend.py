@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal
 import socket
 import threading
 
@@ -272,6 +274,61 @@ def test_overloaded_is_429_with_retry_after(services, audios, vllm, model_dir, t
         assert int(second.headers["retry-after"]) >= 1
         assert_openai_error(second.json(), "rate_limit_error")
         _until(lambda: vllm.metric("vllm:num_requests_running") == 0, "the first request was not aborted")
+
+
+def test_vllm_killed_mid_stream_is_a_clean_error_then_recovers(services, audios, vllm):
+    """Chaos: the vLLM server (its whole process group) is SIGKILLed while a streamed transcription of ten
+    minutes of audio (about 130 passes) is generating. The stream ends with an OpenAI-shaped `error` event; while
+    vLLM is dead a plain request is a 503 with Retry-After and /ready is 503; once vLLM is started again, the same
+    ASR process transcribes as before. vLLM is left running for the tests after this one."""
+    url = services["vllm"]
+    before = _post(url, "speech.wav", audios["speech.wav"], response_format="verbose_json")
+    assert before.status_code == 200, before.text
+    sr = 16000
+    long = wav_bytes(np.tile(tone(4.0, 300.0, sr), 150), sr)  # 10 minutes
+    events: list[dict] = []
+    try:
+        # the read timeout is the hang guard only: a stream that stops without ending fails the test
+        with (
+            httpx.Client(timeout=httpx.Timeout(120.0)) as client,
+            client.stream(
+                "POST",
+                url + "/v1/audio/transcriptions",
+                files={"file": ("long.wav", long)},
+                data={"model": "vibevoice-asr", "stream": "true"},
+            ) as r,
+        ):
+            assert r.status_code == 200, r.read()
+            lines = r.iter_lines()
+            for line in lines:
+                if line.startswith("data: "):
+                    events.append(json.loads(line[6:]))
+                    if events[-1]["type"] == "transcript.text.delta":
+                        break  # vLLM is generating the first of many passes
+            assert events and events[-1]["type"] == "transcript.text.delta", events
+            os.killpg(vllm.proc.pid, signal.SIGKILL)
+            vllm.proc.wait(timeout=30)
+            events += [json.loads(line[6:]) for line in lines if line.startswith("data: ")]
+        kinds = [e["type"] for e in events]
+        assert kinds[-1] == "error" and "transcript.text.done" not in kinds, kinds[-3:]
+        err = events[-1]["error"]
+        assert set(err) == {"message", "type", "param", "code"} and err["message"], err
+        assert (err["type"], err["code"]) == ("server_error", "backend_unavailable"), err
+
+        r = _post(url, "speech.wav", audios["speech.wav"])
+        assert r.status_code == 503, r.text
+        assert int(r.headers["retry-after"]) >= 1
+        assert assert_openai_error(r.json(), "server_error")["code"] == "backend_unavailable"
+        ready = httpx.get(url + "/ready", timeout=10)
+        assert ready.status_code == 503 and ready.json()["vllm"]["status"].startswith("unreachable"), ready.text
+    finally:
+        if vllm.proc is None or vllm.proc.poll() is not None:
+            vllm.stop()
+            vllm.start()  # same port, as a restarted container
+    wait_http(url + "/ready", timeout=60)
+    after = _post(url, "speech.wav", audios["speech.wav"], response_format="verbose_json")
+    assert after.status_code == 200 and _same(after.json(), before.json()), after.text
+    assert "Traceback" not in services["vllm_proc"].log()
 
 
 def test_vllm_down_is_503_then_recovers_after_restart(services, audios, vllm):
