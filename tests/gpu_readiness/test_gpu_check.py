@@ -42,9 +42,11 @@ def test_cpu_dry_run_runs_both_engines_with_each_attention(tiny_models):
 
 def test_make_target_passes_model_dir_only_when_given():
     def command(*args: str) -> str:
-        env = {k: v for k, v in os.environ.items() if k != "MODEL_DIR"}
+        # Not MODEL_DIR, nor the outer make's MAKEFLAGS/MAKELEVEL (`make test` runs this: its child would
+        # print "Entering/Leaving directory" lines).
+        env = {k: v for k, v in os.environ.items() if k not in ("MODEL_DIR", "MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
         out = subprocess.run(
-            ["make", "-n", "gpu-check", *args], cwd=REPO, env=env, capture_output=True, text=True, check=True
+            ["make", "--no-print-directory", "-n", "gpu-check", *args], cwd=REPO, env=env, capture_output=True, text=True, check=True
         )
         return out.stdout.strip().splitlines()[-1]
 

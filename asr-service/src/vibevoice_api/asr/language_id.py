@@ -23,10 +23,32 @@ NOT_LANGUAGE = "zxx"  # langid's "no linguistic content"
 
 @loaded_once
 def identifier() -> Any:
-    """The process's identifier, loaded on first use (about a second)."""
-    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+    """The process's identifier, loaded on first use (about a second).
 
-    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    Decompressed in memory: py3langid's own loader spools the model through a temporary file, which fails
+    when the temporary folder is full (uploads then get a clean 507, but the model must still load)."""
+    import io
+    import lzma
+    from array import array
+
+    import numpy as np
+    from py3langid.langid import MODEL_DIR, MODEL_FILE, LanguageIdentifier
+
+    def as_array(a: np.ndarray) -> array:
+        out = array({2: "H", 4: "I", 8: "L"}[a.dtype.itemsize])
+        out.frombytes(np.ascontiguousarray(a).tobytes())
+        return out
+
+    with lzma.open(MODEL_DIR / MODEL_FILE) as src, np.load(io.BytesIO(src.read()), allow_pickle=False) as data:
+        return LanguageIdentifier(
+            np.asarray(data["ptc"]),
+            np.asarray(data["pc"]),
+            data["classes"].tolist(),
+            as_array(data["nextmove"]),
+            data["out_feat"].tolist(),
+            norm_probs=True,
+            tk_row=as_array(data["nextmove_row"]),
+        )
 
 
 def segment_language(text: str, candidates: Sequence[str] = ()) -> str | None:
