@@ -197,7 +197,7 @@ def test_say_this_briefly_speaks_the_text(live_stack):
 
 
 def test_cancel_stops_the_audio_at_once_and_truncate_follows(live_stack):
-    long_text = " ".join(f"This is sentence number {i} of a long answer." for i in range(12))
+    long_text = " ".join(f"This is sentence number {i} of a long answer." for i in range(40))
     with call(live_stack) as c:
         c.send({"type": "response.cancel", "response_id": "resp_nothing"})
         err = c.recv()
