@@ -46,7 +46,12 @@ def test_make_target_passes_model_dir_only_when_given():
         # print "Entering/Leaving directory" lines).
         env = {k: v for k, v in os.environ.items() if k not in ("MODEL_DIR", "MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
         out = subprocess.run(
-            ["make", "--no-print-directory", "-n", "gpu-check", *args], cwd=REPO, env=env, capture_output=True, text=True, check=True
+            ["make", "--no-print-directory", "-n", "gpu-check", *args],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         return out.stdout.strip().splitlines()[-1]
 
