@@ -45,11 +45,26 @@ def transcription_form(*, translation: bool = False) -> dict[str, Any]:
 
 
 def event_stream(*events: type[BaseModel]) -> dict[str, Any]:
-    """A ``text/event-stream`` body: each ``data:`` line holds one of ``events`` as JSON."""
+    """A ``text/event-stream`` body: each event's ``data`` holds one of ``events`` as JSON.
+
+    Before OpenAPI 3.2 (``itemSchema``) the media type's ``schema`` describes one event, read as
+    the object ``{data, event, id, retry}``; ``data`` is a JSON text, so it carries
+    ``contentMediaType``/``contentSchema`` (JSON Schema 2020-12) rather than the model itself.
+    """
     return {
         "schema": {
-            "description": "Server-sent events: each `data:` line is one of these, as JSON.",
-            "oneOf": [ref(e) for e in events],
+            "description": "Server-sent events: the `data:` line of each is one of these, as JSON.",
+            "type": "object",
+            "required": ["data"],
+            "properties": {
+                "data": {
+                    "type": "string",
+                    "contentMediaType": "application/json",
+                    "contentSchema": {"oneOf": [ref(e) for e in events]},
+                },
+                "event": {"type": "string"},
+                "id": {"type": "string"},
+            },
         }
     }
 
