@@ -68,8 +68,14 @@ class VLLMServer:
     def start(self) -> None:
         self.starts += 1
         log = open(self.log_dir / f"vllm-{self.starts}.log", "wb")  # noqa: SIM115 - the process writes it
+        # Requests logged (ids only): the cancellation tests read vLLM's own word that a request was aborted.
         cmd = vllm_server.command(
-            self.python, self.model_dir, port=self.port, max_model_len=MAX_MODEL_LEN, max_num_seqs=16
+            self.python,
+            self.model_dir,
+            port=self.port,
+            max_model_len=MAX_MODEL_LEN,
+            max_num_seqs=16,
+            extra=["--enable-log-requests", "--max-log-len", "0"],
         )
         self.proc = subprocess.Popen(
             cmd, env=vllm_server.environment(threads=2), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -82,6 +88,14 @@ class VLLMServer:
 
     def log(self) -> str:
         return (self.log_dir / f"vllm-{self.starts}.log").read_text(errors="replace")
+
+    def added(self) -> int:
+        """Requests vLLM says it has taken (``--enable-log-requests``)."""
+        return len(re.findall(r"Added request \S+\.", self.log()))
+
+    def aborted(self) -> int:
+        """Requests vLLM says it aborted because their client left."""
+        return len(re.findall(r"Request \S+ aborted\.", self.log()))
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -181,9 +181,12 @@ def test_streaming_equals_and_ends_with_done(services, audios):
 
 
 def test_a_client_that_leaves_aborts_the_vllm_request(vllm, model_dir, tmp_path_factory, audios):
-    """Transcriptions with a budget of 30,000 tokens: the client hangs up once vLLM is generating (streamed and
-    plain requests); vLLM stops at once: nothing running, the request not finished (it was aborted), and far
-    fewer tokens generated than the budget."""
+    """Transcriptions with a budget of 30,000 tokens (the tiny model never ends by itself): the client hangs up
+    once vLLM has the request (streamed and plain requests); the service closes its vLLM request and vLLM aborts
+    it, in its own words ("Request ... aborted." in its log, which also tells when it took the request).
+
+    vLLM's Prometheus series are not used: on a busy CPU they lag by tens of seconds (its token counter did not
+    move for 30 s of generation; a request of an earlier test is counted late), and they count no client aborts."""
     logs = tmp_path_factory.mktemp("cancel")
     with _asr(
         model_dir,
@@ -195,10 +198,8 @@ def test_a_client_that_leaves_aborts_the_vllm_request(vllm, model_dir, tmp_path_
         VIBEVOICE_WARMUP="false",
     ) as proc:
         url = _url(proc)
-        reasons = ("stop", "length", "abort", "error")
-        finished = {r: vllm.metric("vllm:request_success_total", finished_reason=r) for r in reasons}
-        generated = vllm.metric("vllm:generation_tokens_total")
-        for stream in ("true", "false"):
+        added, aborted = vllm.added(), vllm.aborted()
+        for n, stream in enumerate(("true", "false"), start=1):
             request = httpx.Request(
                 "POST",
                 url + "/v1/audio/transcriptions",
@@ -206,15 +207,10 @@ def test_a_client_that_leaves_aborts_the_vllm_request(vllm, model_dir, tmp_path_
                 data={"model": "vibevoice-asr", "stream": stream},
             )
             with _raw_client(request):
-                _until(lambda: vllm.metric("vllm:num_requests_running") >= 1, "vLLM never started the request")
-            # the client has hung up
-            _until(lambda: vllm.metric("vllm:num_requests_running") == 0, "vLLM kept generating after the client left")
-        now = {r: vllm.metric("vllm:request_success_total", finished_reason=r) for r in reasons}
-        # neither request ran to its end (an end-of-turn token or its budget), neither failed
-        assert {r: now[r] - finished[r] for r in reasons if r != "abort"} == {"stop": 0, "length": 0, "error": 0}
-        # Each stopped before its budget (30,000 tokens each). How promptly is not asserted: on a loaded CI box the
-        # abort reached vLLM only after ~15-22k tokens per request (open item in the closing note, issue 16).
-        assert vllm.metric("vllm:generation_tokens_total") - generated < 2 * 30000
+                _until(lambda n=n: vllm.added() == added + n, "vLLM never got the request")
+            # the client has hung up: the service closes its vLLM request, and vLLM aborts it
+            _until(lambda n=n: vllm.aborted() == aborted + n, "vLLM did not abort the request")
+            assert proc.log().count("vLLM request closed") == n
         assert "Traceback" not in proc.log()
 
 
@@ -259,6 +255,7 @@ def test_overloaded_is_429_with_retry_after(services, audios, vllm, model_dir, t
         VIBEVOICE_WARMUP="false",
     ) as proc:
         url = _url(proc)
+        added, aborted = vllm.added(), vllm.aborted()
         with httpx.Client(timeout=300) as client:
             first = client.send(
                 client.build_request(
@@ -269,13 +266,13 @@ def test_overloaded_is_429_with_retry_after(services, audios, vllm, model_dir, t
                 ),
                 stream=True,
             )
-            _until(lambda: vllm.metric("vllm:num_requests_running") >= 1, "vLLM never started the request")
+            _until(lambda: vllm.added() == added + 1, "vLLM never got the request")
             second = _post(url, "speech.wav", audios["speech.wav"])
             first.close()
         assert second.status_code == 429, second.text
         assert int(second.headers["retry-after"]) >= 1
         assert_openai_error(second.json(), "rate_limit_error")
-        _until(lambda: vllm.metric("vllm:num_requests_running") == 0, "the first request was not aborted")
+        _until(lambda: vllm.aborted() == aborted + 1, "the first request was not aborted")
 
 
 def test_vllm_killed_mid_stream_is_a_clean_error_then_recovers(services, audios, vllm):

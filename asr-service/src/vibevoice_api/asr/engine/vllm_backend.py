@@ -224,20 +224,26 @@ class VLLMBackend:
             while True:
                 done, _ = await asyncio.wait({stream}, timeout=POLL_SECONDS)
                 if done:
-                    stream.result()  # raises what the stream raised
+                    tokens = stream.result()  # raises what the stream raised
+                    if tokens is not None:
+                        self._closed(f"after {tokens} tokens")
                     return
                 if sink.stopped(row):  # e.g. the client left during a long prefill
                     stream.cancel()  # closes the connection: vLLM aborts the request
-                    self.stats["aborted"] += 1
-                    log.info("row stopped while waiting for vLLM: request closed")
                     with contextlib.suppress(asyncio.CancelledError):
                         await stream
+                    self._closed("while waiting for vLLM")
                     return
         finally:
             if not stream.done():
                 stream.cancel()
 
-    async def _stream(self, row: int, body: dict[str, Any], sink: TokenSink) -> None:
+    def _closed(self, when: str) -> None:
+        self.stats["aborted"] += 1
+        log.info("row stopped %s: vLLM request closed", when)
+
+    async def _stream(self, row: int, body: dict[str, Any], sink: TokenSink) -> int | None:
+        """Feed the row's tokens to ``sink``; the tokens taken if the row was stopped (None: vLLM ended it)."""
         self.stats["requests"] += 1
         sink_tokens = 0
         try:
@@ -255,7 +261,7 @@ class VLLMBackend:
                         continue
                     data = line[5:].strip()
                     if data == "[DONE]":
-                        return
+                        return None
                     chunk = json.loads(data)
                     if "error" in chunk:  # vLLM reports a failure inside the stream
                         err = chunk["error"]
@@ -266,11 +272,10 @@ class VLLMBackend:
                             sink.token(row, int(token.rsplit(":", 1)[1]), item.get("logprob"))
                             sink_tokens += 1
                         if sink.stopped(row):
-                            self.stats["aborted"] += 1
-                            log.info("row stopped after %d tokens: vLLM request closed", sink_tokens)
-                            return  # leaving closes the stream: vLLM aborts the rest
+                            return sink_tokens  # leaving closes the stream: vLLM aborts the rest
         except httpx.TransportError as exc:
             raise unreachable(self.url, exc) from exc
+        return None
 
     def close(self) -> None:
         try:
