@@ -313,3 +313,17 @@ def test_metrics(tts):
         "vibevoice_tts_queue_depth",
     ):
         assert name in text
+
+
+def test_realtime_items_of_the_wrong_shape_are_errors_and_the_session_goes_on(tts):
+    """Found by `make fuzz`: an item whose `content` was not a list ended the session with an exception."""
+    with ws_connect(tts["url"].replace("http", "ws") + "/v1/realtime", open_timeout=10) as ws:
+        assert json.loads(ws.recv(timeout=10))["type"] == "session.created"
+        for content in (1.5, "text", {"type": "input_text"}, None, [1, None, {"type": "input_text", "text": 3}]):
+            item = {"type": "message", "role": "user", "content": content}
+            ws.send(json.dumps({"type": "conversation.item.create", "item": item}))
+            ev = json.loads(ws.recv(timeout=10))
+            assert ev["type"] == "error" and ev["error"]["code"] == "unsupported_item", ev
+        item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Still here."}]}
+        ws.send(json.dumps({"type": "conversation.item.create", "item": item}))
+        assert json.loads(ws.recv(timeout=10))["type"] == "conversation.item.created"

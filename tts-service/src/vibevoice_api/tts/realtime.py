@@ -108,7 +108,13 @@ class RealtimeSession:
                         InvalidRequestError("Events must be JSON objects with a 'type'.", code="invalid_event")
                     )
                     continue
-                await self.handle(event)
+                try:
+                    await self.handle(event)
+                except (WebSocketDisconnect, RuntimeError):
+                    raise
+                except Exception:  # a bug must cost one event, not the session: told, logged, the session goes on
+                    log.exception("realtime event %r failed", event.get("type"))
+                    await self.error(InternalError("The event could not be handled."))
         except (WebSocketDisconnect, RuntimeError):
             pass
         finally:
@@ -246,11 +252,10 @@ class RealtimeSession:
 def _text_of_item(item: Any) -> str | None:
     if not isinstance(item, dict) or item.get("type", "message") != "message":
         return None
-    parts = [
-        c.get("text")
-        for c in item.get("content") or []
-        if isinstance(c, dict) and c.get("type") in ("input_text", "text")
-    ]
+    content = item.get("content")
+    if not isinstance(content, list):
+        return None
+    parts = [c.get("text") for c in content if isinstance(c, dict) and c.get("type") in ("input_text", "text")]
     parts = [p for p in parts if isinstance(p, str)]
     return " ".join(parts) if parts else None
 
