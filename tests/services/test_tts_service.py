@@ -324,6 +324,18 @@ def test_realtime_items_of_the_wrong_shape_are_errors_and_the_session_goes_on(tt
             ws.send(json.dumps({"type": "conversation.item.create", "item": item}))
             ev = json.loads(ws.recv(timeout=10))
             assert ev["type"] == "error" and ev["error"]["code"] == "unsupported_item", ev
+        bad = [
+            {"type": "session.update", "session": {"audio": 5}},
+            {"type": "session.update", "session": {"audio": {"output": [1]}}},
+            {"type": "session.update", "session": {"audio": {"output": {"format": {"rate": float("inf")}}}}},
+            {"type": "session.update", "session": {"audio": {"output": {"speed": {"a": 1}}}}},
+            {"type": "response.create", "response": {"input": 5}},
+            {"type": "response.create", "response": {"input": "text"}},
+        ]
+        for event in bad:
+            ws.send(json.dumps(event))  # float("inf") goes as Infinity, which Python's json reads
+            ev = json.loads(ws.recv(timeout=10))
+            assert ev["type"] == "error" and ev["error"]["type"] == "invalid_request_error", (event, ev)
         item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Still here."}]}
         ws.send(json.dumps({"type": "conversation.item.create", "item": item}))
         assert json.loads(ws.recv(timeout=10))["type"] == "conversation.item.created"

@@ -152,10 +152,10 @@ class RealtimeSession:
             await self.error(_unsupported(f"Unsupported event type {kind!r}."), eid)
 
     async def update_session(self, session: dict[str, Any], eid: str | None) -> None:
-        output = ((session.get("audio") or {}).get("output") or {}) if isinstance(session.get("audio"), dict) else {}
-        voice = output.get("voice") or session.get("voice")
-        fmt = output.get("format") or session.get("output_audio_format")
         try:
+            output = _object(_object(session, "audio", "session"), "output", "session.audio")
+            voice = output.get("voice") or session.get("voice")
+            fmt = output.get("format") or session.get("output_audio_format")
             if isinstance(fmt, dict):
                 if fmt.get("type") not in (None, "audio/pcm") or int(fmt.get("rate", 24000)) != 24000:
                     raise InvalidRequestError(
@@ -175,7 +175,7 @@ class RealtimeSession:
                 self.voice = choose_voice(self.holder.require(), str(voice), self.settings)
             if "seed" in session:
                 self.seed = _seed(session["seed"], "session.seed")
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             await self.error(InvalidRequestError("Invalid session settings.", code="invalid_value"), eid)
             return
         except APIError as exc:
@@ -190,9 +190,11 @@ class RealtimeSession:
             )
             await self.error(busy, eid)
             return
-        texts = (
-            [t for t in (_text_of_item(i) for i in response.get("input") or []) if t] if response.get("input") else []
-        )
+        given = response.get("input")
+        if given is not None and not isinstance(given, list):
+            await self.error(InvalidRequestError("'input' must be a list of items.", param="response.input"), eid)
+            return
+        texts = [t for t in (_text_of_item(i) for i in given or []) if t]
         if not texts:
             texts, self.items = self.items, []
         try:
@@ -258,6 +260,16 @@ def _text_of_item(item: Any) -> str | None:
     parts = [c.get("text") for c in content if isinstance(c, dict) and c.get("type") in ("input_text", "text")]
     parts = [p for p in parts if isinstance(p, str)]
     return " ".join(parts) if parts else None
+
+
+def _object(parent: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    """``parent[key]`` when it is an object, {} when absent; anything else is an invalid_request_error."""
+    value = parent.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidRequestError(f"'{key}' must be an object.", param=f"{where}.{key}", code="invalid_value")
+    return value
 
 
 def _unsupported(message: str, what: str = "event") -> InvalidRequestError:
