@@ -255,7 +255,7 @@ def test_overloaded_is_429_with_retry_after(services, audios, vllm, model_dir, t
         VIBEVOICE_WARMUP="false",
     ) as proc:
         url = _url(proc)
-        added, aborted = vllm.added(), vllm.aborted()
+        added = vllm.added()
         with httpx.Client(timeout=300) as client:
             first = client.send(
                 client.build_request(
@@ -272,7 +272,9 @@ def test_overloaded_is_429_with_retry_after(services, audios, vllm, model_dir, t
         assert second.status_code == 429, second.text
         assert int(second.headers["retry-after"]) >= 1
         assert_openai_error(second.json(), "rate_limit_error")
-        _until(lambda: vllm.aborted() == aborted + 1, "the first request was not aborted")
+        # (That closing the first aborts its vLLM request is the test above: here, on a loaded machine, the first
+        # may have reached its budget before the refusal came back.)
+        assert "Traceback" not in proc.log()
 
 
 def test_vllm_killed_mid_stream_is_a_clean_error_then_recovers(services, audios, vllm):

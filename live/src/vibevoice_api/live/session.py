@@ -950,6 +950,9 @@ class Session:
                     await self.send(
                         {"type": "response.output_audio.delta", **part, "delta": base64.b64encode(block).decode()}
                     )
+                    # A send into a socket with room does not suspend: give the session's reader its turn, so a
+                    # response.cancel is handled between two deltas even while a fast client drains us.
+                    await asyncio.sleep(0)
         transcript = " ".join(spoken)
         await self.send({"type": "response.output_audio.done", **part})
         await self.send({"type": "response.output_audio_transcript.done", **part, "transcript": transcript})
