@@ -126,6 +126,15 @@ def running(
         p.stop()
 
 
+def rss_mb(pid: int) -> float:
+    """A process's resident memory (VmRSS), in MB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
 def assert_openai_error(body: dict, status_type: str | None = None) -> dict:
     assert set(body) == {"error"}, body
     err = body["error"]

@@ -10,24 +10,18 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
+import contextlib
 import json
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from tests.live.client import RealtimeClient, transcription_session
-from tests.support import BIN, free_port, running, wait_until
+from tests.support import BIN, free_port, rss_mb, running, wait_until
 
 RSS_BOUND_MB = 30
 AUDIO = base64.b64encode(b"\1\0" * 4800).decode()  # 200 ms
-
-
-def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
 
 
 def one_session(gw: str, n: int) -> None:
@@ -72,23 +66,27 @@ def test_many_sessions_leave_memory_flat(stack):
     assert all(g < RSS_BOUND_MB for g in grew.values()), grew
 
 
-@pytest.fixture(scope="module")
-def short_live(stack):
-    """A live service whose sessions idle out after 2 s and last at most 6 s."""
+@contextlib.contextmanager
+def second_live(stack, name: str, **settings: str) -> Iterator[str]:
+    """Another live service (its URL) in front of the stack's ASR and TTS, with ``settings`` on top of its env."""
     port = free_port()
-    env = {
-        **stack["env"]["live"],
-        "VIBEVOICE_LIVE_IDLE_TIMEOUT_SECONDS": "2",
-        "VIBEVOICE_LIVE_MAX_SESSION_SECONDS": "6",
-    }
     with running(
         [str(BIN / "vibevoice-live"), "--host", "127.0.0.1", "--port", str(port)],
-        env,
-        stack["logs"] / "short-live.log",
+        {**stack["env"]["live"], **settings},
+        stack["logs"] / f"{name}-live.log",
         f"http://127.0.0.1:{port}/ready",
         timeout=120,
     ):
         yield f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="module")
+def short_live(stack):
+    """A live service whose sessions idle out after 2 s and last at most 6 s."""
+    with second_live(
+        stack, "short", VIBEVOICE_LIVE_IDLE_TIMEOUT_SECONDS="2", VIBEVOICE_LIVE_MAX_SESSION_SECONDS="6"
+    ) as url:
+        yield url
 
 
 def closing_events(c: RealtimeClient) -> list[dict]:
@@ -138,16 +136,7 @@ def test_a_session_ends_at_its_maximum_length_even_when_busy(short_live):
 
 def test_refusals_past_the_session_limit_are_clean(stack):
     """Too many sessions at once: an error event (rate_limit_exceeded) and a close, never a hang."""
-    port = free_port()
-    env = {**stack["env"]["live"], "VIBEVOICE_LIVE_MAX_SESSIONS": "2"}
-    with running(
-        [str(BIN / "vibevoice-live"), "--host", "127.0.0.1", "--port", str(port)],
-        env,
-        stack["logs"] / "limit-live.log",
-        f"http://127.0.0.1:{port}/ready",
-        timeout=120,
-    ):
-        url = f"http://127.0.0.1:{port}"
+    with second_live(stack, "limit", VIBEVOICE_LIVE_MAX_SESSIONS="2") as url:
         with RealtimeClient(url, "model=gpt-realtime", None) as a, RealtimeClient(url, "model=gpt-realtime", None) as b:
             a.recv(), b.recv()
             with RealtimeClient(url, "model=gpt-realtime", None, timeout=60) as c:

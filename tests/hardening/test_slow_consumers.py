@@ -24,19 +24,11 @@ from fastapi.responses import StreamingResponse
 from starlette.websockets import WebSocketDisconnect
 
 from tests.conftest import service_env
-from tests.support import BIN, ThreadServer, free_port, running, wait_until
+from tests.support import BIN, ThreadServer, free_port, rss_mb, running, wait_until
 
 CHUNK = 64 * 1024
 STREAM_BYTES = 256 * 2**20
 RSS_BOUND_MB = 30
-
-
-def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
 
 
 def metric(url: str, name: str, match: str = "") -> float:
