@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -100,13 +101,16 @@ class Proc:
         return self.log_path.read_text(errors="replace")
 
     def stop(self, sig_timeout: float = 15.0) -> int | None:
+        """SIGTERM, then SIGKILL to the whole session after ``sig_timeout``. What follows a SIGKILL is the
+        kernel's teardown alone, which a loaded machine may take its time over: it is waited for, not timed."""
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
                 self.proc.wait(timeout=sig_timeout)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)  # started with start_new_session
+                self.proc.wait(timeout=300)
         self._log.close()
         return self.proc.returncode
 

@@ -176,6 +176,32 @@ def test_cancelled_stream_stops_generation(layouts):
         eng.close()
 
 
+def test_closing_stops_generation_in_flight_and_answers_with_a_503(layouts):
+    """At shutdown (after the server's grace period) a generation still running stops at its next token and
+    its caller hears a retryable 503, never a truncated transcript; a request still queued hears the same."""
+    from vibevoice_api.shared.errors import ServiceUnavailableError
+
+    budget = 4000
+    eng = ASREngine.load(EngineConfig(model_dir=layouts["hf"], device="cpu", min_new_tokens=budget, max_batch_size=1))
+    steps = []
+    eng.loaded.model.get_output_embeddings().register_forward_hook(lambda *a: steps.append(1))
+
+    async def go():
+        running = asyncio.ensure_future(eng.transcribe(tone(1.0)))
+        while len(steps) < 3:
+            await asyncio.sleep(0.01)
+        queued = asyncio.ensure_future(eng.transcribe(tone(1.0, 500)))
+        await asyncio.sleep(0)
+        await asyncio.to_thread(eng.close)
+        return await asyncio.gather(running, queued, return_exceptions=True)
+
+    results = asyncio.run(asyncio.wait_for(go(), timeout=600))  # the bound only guards against a hang
+    assert len(steps) < budget // 10
+    for r in results:
+        assert isinstance(r, ServiceUnavailableError), r
+        assert r.code == "shutting_down" and r.status_code == 503 and "Retry-After" in r.headers
+
+
 def test_queue_full_is_busy(layouts):
     eng = ASREngine.load(
         EngineConfig(model_dir=layouts["hf"], device="cpu", max_queue=0, max_batch_size=1, min_new_tokens=200)
@@ -226,6 +252,32 @@ def test_parser_truncated_and_garbage():
     g.feed("<|im_start|>assistant\nrandom words, no json")
     assert g.finish(3.0) == [Segment(start=0.0, end=3.0, speaker=None, text="random words, no json")]
     assert SegmentParser().finish(1.0) == []
+
+
+def test_parser_reads_an_unfinished_object_once_per_closing_brace(monkeypatch):
+    """A garbage answer that opens an object and never closes it costs one parse attempt per '}', not one per
+    token (re-reading the object from its start on every token was quadratic in its length)."""
+    from vibevoice_api.asr.engine import parsing
+
+    calls = []
+    real = parsing._DECODER
+
+    class Counting:
+        def raw_decode(self, text, idx):
+            calls.append(idx)
+            return real.raw_decode(text, idx)
+
+    monkeypatch.setattr(parsing, "_DECODER", Counting())
+    p = SegmentParser()
+    p.feed('[{"Start": 0, "End": 1, "Speaker": 0, "Content": "one"}, {"Start": 1, "Content": "')
+    before = len(calls)
+    for _ in range(5000):
+        assert p.feed("la ") == []
+    assert len(calls) == before  # no '}' arrived: nothing to re-read
+    p.feed(" {}} ")  # braces inside the unfinished string: one attempt, still unfinished
+    assert len(calls) == before + 1
+    out = p.feed('", "End": 2, "Speaker": 1}]')
+    assert out == [Segment(start=1.0, end=2.0, speaker=1, text="la " * 5000 + " {}} ")]
 
 
 def test_prompt_matches_training_format():

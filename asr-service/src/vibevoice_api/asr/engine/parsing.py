@@ -59,12 +59,18 @@ class SegmentParser:
         self.text = ""
         self._pos: int | None = None  # index just after '[' once the array has started
         self._done = False
+        self._waiting = False  # the current object did not parse yet: only a new '}' can complete it
         self.segments: list[Segment] = []
 
     def feed(self, piece: str) -> list[Segment]:
         self.text += piece
         if self._done:
             return []
+        if self._waiting and "}" not in piece:
+            # An object ends with '}': without one, parsing it again from its start would fail again (and
+            # re-reading a long unfinished object on every token made a garbage answer quadratic).
+            return []
+        self._waiting = False
         if self._pos is None:
             i = self.text.find("[")
             if i < 0:
@@ -81,7 +87,8 @@ class SegmentParser:
             try:
                 obj, end = _DECODER.raw_decode(self.text, j)
             except json.JSONDecodeError:
-                break  # the object is not complete yet
+                self._waiting = True  # the object is not complete yet
+                break
             self._pos = end
             seg = segment_from(obj)
             if seg is not None and (not self.segments or seg != self.segments[-1]):
@@ -102,14 +109,14 @@ class SegmentParser:
         keep = max(length, self._pos or 0) if self.segments else length
         if keep < len(self.text):
             self.text = self.text[:keep]
-            self._done = False
+            self._done = self._waiting = False
             if self._pos is not None and self._pos > keep:
                 self._pos = None
 
     def restart_from(self, text: str) -> None:
         """After :meth:`rewind_to_last_segment`: continue parsing after ``text`` (a cleaned copy of it)."""
         self.text = text
-        self._done = False
+        self._done = self._waiting = False
         self._pos = len(text) if self.segments else None
 
     def rewind_to_last_segment(self) -> None:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 from vibevoice_api.shared import cuda_faults
-from vibevoice_api.shared.errors import APIError, InternalError, InvalidRequestError
+from vibevoice_api.shared.errors import APIError, InternalError, InvalidRequestError, ServiceUnavailableError
 
 from .backend import GenerationBackend, GenerationRequest, TokenStep, fill_duration
 from .errors import EngineBusyError
@@ -71,6 +71,13 @@ class EngineConfig:
 
 
 AUDIO_HOP = 3200  # samples per audio token (the processor's expansion of the audio placeholder)
+
+
+def shutting_down() -> ServiceUnavailableError:
+    """What a request still in the engine hears when the engine closes."""
+    return ServiceUnavailableError(
+        "The ASR service is shutting down; retry shortly.", code="shutting_down", retry_after=5
+    )
 
 
 @dataclass
@@ -134,7 +141,8 @@ class _Job:
         return self.temperature, self.top_p
 
     def emit(self, kind: str, payload: Any) -> None:
-        self.loop.call_soon_threadsafe(self.events.put_nowait, (kind, payload))
+        with contextlib.suppress(RuntimeError):  # the caller's event loop is closed: nobody is waiting
+            self.loop.call_soon_threadsafe(self.events.put_nowait, (kind, payload))
 
 
 class _RowStreamer:
@@ -142,9 +150,16 @@ class _RowStreamer:
     watches for loops and for the row's own token budget, and tells the backend which rows must stop."""
 
     def __init__(
-        self, jobs: list[_Job], tokenizer: Any, eos_ids: set[int], budgets: list[int], detect_loops: bool
+        self,
+        jobs: list[_Job],
+        tokenizer: Any,
+        eos_ids: set[int],
+        budgets: list[int],
+        detect_loops: bool,
+        closing: threading.Event,
     ) -> None:
         self.jobs = jobs
+        self.closing = closing  # the engine is shutting down: every row stops
         self.tok = tokenizer
         self.eos = eos_ids
         self.budgets = budgets
@@ -159,7 +174,7 @@ class _RowStreamer:
             job.tokens = []
 
     def stopped(self, row: int) -> bool:
-        return self.halted[row] or self.jobs[row].cancelled.is_set()
+        return self.halted[row] or self.jobs[row].cancelled.is_set() or self.closing.is_set()
 
     def token(self, row: int, tid: int, logprob: float | None) -> None:
         if self.finished[row]:
@@ -226,6 +241,7 @@ class ASREngine:
         self._queue: collections.deque[_Job] = collections.deque()
         self._cond = threading.Condition()
         self._stop = False
+        self._closing = threading.Event()  # set by close(): generation in flight stops at its next token
         self._stats = {
             "batches": 0,
             "requests": 0,
@@ -285,9 +301,13 @@ class ASREngine:
         }
 
     def close(self) -> None:
+        # By now the server has waited out its grace period: what is still generating has nobody to answer
+        # (a vLLM row stopped this way closes its stream, and vLLM aborts it).
+        self._closing.set()
         with self._cond:
             self._stop = True
             self._cond.notify_all()
+        self._fail_queued(shutting_down())
         for worker in self._workers:
             if worker.is_alive() and threading.current_thread() is not worker:
                 worker.join(timeout=30)
@@ -358,6 +378,8 @@ class ASREngine:
         if self.fatal_error is not None:
             raise cuda_faults.EngineFailedError(self.fatal_error)
         with self._cond:
+            if self._stop:
+                raise shutting_down()
             if len(self._queue) >= self.cfg.max_queue + self.cfg.max_batch_size:
                 raise EngineBusyError(len(self._queue))
             self._queue.append(job)
@@ -510,11 +532,11 @@ class ASREngine:
         for job in batch:
             job.emit("error", self._error(job, kind))
 
-    def _fail_queued(self) -> None:
+    def _fail_queued(self, kind: str | APIError = cuda_faults.FATAL) -> None:
         with self._cond:
             queued = list(self._queue)
             self._queue.clear()
-        self._fail(queued, cuda_faults.FATAL)
+        self._fail(queued, kind)
 
     def _error(self, job: _Job, kind: str | APIError) -> Exception:
         if isinstance(kind, APIError):
@@ -554,7 +576,7 @@ class ASREngine:
             for j, budget in zip(batch, budgets, strict=True)
         ]
         tokenizer = self.backend.tokenizer
-        streamer = _RowStreamer(batch, tokenizer, self._eos, budgets, self.cfg.loop_detection)
+        streamer = _RowStreamer(batch, tokenizer, self._eos, budgets, self.cfg.loop_detection, self._closing)
         if self.on_batch is not None:
             self.on_batch(len(batch))
         self.backend.generate(rows, streamer)
@@ -573,6 +595,9 @@ class ASREngine:
             self._stats["audio_seconds"] += sum(j.duration for j in first_pass)
             self._stats["busy_seconds"] += elapsed
         for row, job in enumerate(batch):
+            if self._closing.is_set() and not streamer.finished[row]:  # stopped by close(): no truncated text
+                job.emit("error", shutting_down())
+                continue
             looped = streamer.looped[row]
             if looped is not None and not job.cancelled.is_set():
                 with self._stats_lock:
