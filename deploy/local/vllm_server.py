@@ -121,6 +121,7 @@ def environment(kv_cache_gib: int = 1, threads: int | None = None) -> dict[str, 
         **os.environ,
         "PYTHONPATH": os.pathsep.join(p for p in (str(PLUGIN), os.environ.get("PYTHONPATH", "")) if p),
         "VLLM_CPU_KVCACHE_SPACE": str(kv_cache_gib),
+        "PYTHONUNBUFFERED": "1",  # its log lines reach a file or pipe as they happen, not 8 KiB at a time
         "VLLM_NO_USAGE_STATS": "1",
         "DO_NOT_TRACK": "1",
         "ASR_ENCODING_PY": str(ENCODING_PY),

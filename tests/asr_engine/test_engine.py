@@ -280,6 +280,34 @@ def test_parser_reads_an_unfinished_object_once_per_closing_brace(monkeypatch):
     assert out == [Segment(start=1.0, end=2.0, speaker=1, text="la " * 5000 + " {}} ")]
 
 
+def test_parser_reads_noise_between_objects_once(monkeypatch):
+    """A garbage answer that never starts the array, or never opens an object in it, is searched once over,
+    not from the same place again on every token."""
+    from vibevoice_api.asr.engine import parsing
+
+    scanned = []
+
+    class Counting:
+        def __init__(self, pattern):
+            self.pattern = pattern
+
+        def search(self, text, pos=0):
+            scanned.append(len(text) - pos)
+            return self.pattern.search(text, pos)
+
+    monkeypatch.setattr(parsing, "_ARRAY", Counting(parsing._ARRAY))
+    monkeypatch.setattr(parsing, "_MEANINGFUL", Counting(parsing._MEANINGFUL))
+    segment = '{"Start": 0, "End": 1, "Speaker": 0, "Content": "x"}'
+    for before, after in (("assistant\n", "[" + segment + "]"), ("assistant\n[ ", segment + "]")):
+        scanned.clear()
+        p = SegmentParser()
+        p.feed(before)
+        for _ in range(5000):
+            assert p.feed("la, ") == []
+        assert 0 < sum(scanned) <= len(p.text) + len(before)  # each character about once
+        assert p.feed(after) == [Segment(start=0.0, end=1.0, speaker=0, text="x")]
+
+
 def test_prompt_matches_training_format():
     plain = build_prompt(None)
     assert plain.startswith("<|im_start|>system\nYou are a helpful assistant that transcribes audio input into text")

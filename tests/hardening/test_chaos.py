@@ -9,15 +9,13 @@ service is back. Runs last on the shared stack (it restarts services) and only k
 from __future__ import annotations
 
 import concurrent.futures
-import os
-import signal
 import subprocess
 
 import httpx
 import pytest
 
 from tests.live.client import RealtimeClient, transcription_session
-from tests.support import assert_openai_error, wait_until
+from tests.support import assert_openai_error, kill_session, wait_until
 
 LONG = " ".join(f"Sentence {i} of a reading that is cut by a killed service." for i in range(30))
 
@@ -31,9 +29,7 @@ def metric(url: str, name: str) -> float:
 
 
 def kill(stack, name: str) -> None:
-    proc = stack["procs"][name].proc
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(30)
+    kill_session(stack["procs"][name].proc)
 
 
 def refused_cleanly(r: httpx.Response) -> None:

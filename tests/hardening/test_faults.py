@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import concurrent.futures
-import os
 import shutil
 import signal
 import subprocess
@@ -12,7 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import service_env
-from tests.support import BIN, Proc, assert_openai_error, free_port, running, wait_http, wait_until
+from tests.support import BIN, Proc, assert_openai_error, free_port, kill_session, running, wait_http, wait_until
 
 SPEECH = {
     "model": "tts-1",
@@ -68,8 +67,7 @@ def test_killed_service_gives_openai_error_then_recovers(tiny_models, tmp_path):
         ):
             gw = f"http://127.0.0.1:{gw_port}"
             assert httpx.post(gw + "/v1/audio/speech", json=SPEECH, timeout=60).status_code == 200
-            os.killpg(tts.proc.pid, signal.SIGKILL)
-            tts.proc.wait(10)
+            kill_session(tts.proc)
             r = httpx.post(gw + "/v1/audio/speech", json=SPEECH, timeout=30)
             assert r.status_code in (502, 503)
             assert_openai_error(r.json(), "server_error")

@@ -14,7 +14,7 @@ import pytest
 from safetensors.torch import load_file, save_file
 
 from deploy.local import vllm_server
-from tests.support import free_port, wait_http
+from tests.support import free_port, stop_session, wait_http
 
 MAX_MODEL_LEN = 32768  # the tiny model's own limit
 
@@ -98,13 +98,8 @@ class VLLMServer:
         return len(re.findall(r"Request \S+ aborted\.", self.log()))
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        if self.proc is not None:
+            stop_session(self.proc, 60)  # vLLM's engine core is a child process: the whole session goes
         self.proc = None
 
     def metric(self, name: str, **labels: str) -> float:

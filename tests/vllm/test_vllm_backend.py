@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
 import socket
 import threading
 
@@ -21,7 +19,7 @@ import openai
 import pytest
 
 from tests.conftest import service_env
-from tests.support import BIN, assert_openai_error, free_port, running, wait_http
+from tests.support import BIN, assert_openai_error, free_port, kill_session, running, wait_http
 from tests.vllm.conftest import VLLMServer, tone, wav_bytes, write_model
 
 pytestmark = pytest.mark.timeout(900)
@@ -307,8 +305,7 @@ def test_vllm_killed_mid_stream_is_a_clean_error_then_recovers(services, audios,
                     if events[-1]["type"] == "transcript.text.delta":
                         break  # vLLM is generating the first of many passes
             assert events and events[-1]["type"] == "transcript.text.delta", events
-            os.killpg(vllm.proc.pid, signal.SIGKILL)
-            vllm.proc.wait(timeout=30)
+            kill_session(vllm.proc)
             events += [json.loads(line[6:]) for line in lines if line.startswith("data: ")]
         kinds = [e["type"] for e in events]
         assert kinds[-1] == "error" and "transcript.text.done" not in kinds, kinds[-3:]

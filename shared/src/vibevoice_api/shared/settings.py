@@ -61,7 +61,10 @@ class CommonSettings(BaseSettings):
     )
     log_format: Literal["json", "text"] = Field("json", description="json (one object per line) or text.")
     shutdown_grace_seconds: float | None = Field(
-        None, ge=0, description="On SIGTERM, how long requests in flight may finish (default: 60 s; ASR 120 s)."
+        None,
+        ge=0,
+        description="On SIGTERM, how long requests in flight may finish (default: 60 s; ASR 120 s; live 10 s). "
+        "Then what is still running is cancelled.",
     )
     max_upload_mb: float = Field(1024.0, gt=0, description="Largest accepted request body, in MiB.")
     stream_stall_seconds: float = Field(

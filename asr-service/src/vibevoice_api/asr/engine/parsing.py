@@ -16,6 +16,8 @@ from vibevoice_api.shared.transcripts import Seg
 
 _DECODER = json.JSONDecoder()
 _SPECIAL = re.compile(r"<\|[a-zA-Z0-9_]+\|>")
+_ARRAY = re.compile(r"\[")  # where the segments begin
+_MEANINGFUL = re.compile(r"[{\]]")  # between objects only these mean anything (see SegmentParser._skip)
 
 
 # The one segment type between the engine and the HTTP layer (start, end, text, speaker, pieces: the
@@ -60,6 +62,9 @@ class SegmentParser:
         self._pos: int | None = None  # index just after '[' once the array has started
         self._done = False
         self._waiting = False  # the current object did not parse yet: only a new '}' can complete it
+        # Text before this index was read and holds nothing to act on: no '[' before the array starts, no '{' or
+        # ']' after ``_pos`` once it has. Each character is searched once, not once per token.
+        self._noise_to = 0
         self.segments: list[Segment] = []
 
     def feed(self, piece: str) -> list[Segment]:
@@ -72,14 +77,16 @@ class SegmentParser:
             return []
         self._waiting = False
         if self._pos is None:
-            i = self.text.find("[")
-            if i < 0:
+            start = _ARRAY.search(self.text, self._noise_to)
+            if start is None:
+                self._noise_to = len(self.text)
                 return []
-            self._pos = i + 1
+            self._pos = start.end()
         out = []
         while True:
-            j = self._skip(self._pos)
+            j = self._skip(max(self._pos, self._noise_to))
             if j >= len(self.text):
+                self._noise_to = j
                 break
             if self.text[j] == "]":
                 self._done = True
@@ -100,9 +107,8 @@ class SegmentParser:
     def _skip(self, i: int) -> int:
         # Between objects only '{' (next segment) and ']' (the end) mean anything; a continuation after a
         # loop recovery may repeat a stray '[' or '}', and such noise must not stall the parser.
-        while i < len(self.text) and self.text[i] not in "{]":
-            i += 1
-        return i
+        m = _MEANINGFUL.search(self.text, i)
+        return m.start() if m else len(self.text)
 
     def rewind(self, length: int) -> None:
         """Forget text after ``length`` characters, but never a segment already handed out."""
@@ -110,13 +116,16 @@ class SegmentParser:
         if keep < len(self.text):
             self.text = self.text[:keep]
             self._done = self._waiting = False
+            self._noise_to = min(self._noise_to, keep)
             if self._pos is not None and self._pos > keep:
                 self._pos = None
+                self._noise_to = 0
 
     def restart_from(self, text: str) -> None:
         """After :meth:`rewind_to_last_segment`: continue parsing after ``text`` (a cleaned copy of it)."""
         self.text = text
         self._done = self._waiting = False
+        self._noise_to = 0
         self._pos = len(text) if self.segments else None
 
     def rewind_to_last_segment(self) -> None:
