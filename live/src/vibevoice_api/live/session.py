@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from vibevoice_api.shared.cancel import cancel_and_wait, within
 
 from . import metrics
 from .audio import SampleBuffer, to_vad_rate, wav_bytes
@@ -126,8 +127,9 @@ class Session:
             if self.ws.application_state != WebSocketState.CONNECTED:
                 return
             try:
-                await asyncio.wait_for(self.ws.send_text(data), self.settings.live_send_timeout_seconds)
-            except asyncio.TimeoutError:
+                async with within(self.settings.live_send_timeout_seconds):
+                    await self.ws.send_text(data)
+            except TimeoutError:
                 metrics.ERRORS.labels("slow_client").inc()
                 log.warning(
                     "session %s: client did not read for %.0fs; closing",
@@ -263,8 +265,8 @@ class Session:
         for t in tasks:
             t.cancel()
         for t in tasks:
-            with contextlib.suppress(BaseException):
-                await t
+            with contextlib.suppress(Exception):
+                await cancel_and_wait(t)
         if self.vad_model is not None:
             self.vad_pool.release(self.vad_model)
             self.vad_model = None
@@ -982,9 +984,8 @@ class Session:
             return
         resp.done = True
         if resp.task is not None:
-            resp.task.cancel()
-            with contextlib.suppress(BaseException):
-                await resp.task
+            with contextlib.suppress(Exception):
+                await cancel_and_wait(resp.task)
         if resp.item is not None:
             resp.item["status"] = "incomplete"
             resp.item["_audio_ms"] = resp.audio_bytes * 1000 // 48000

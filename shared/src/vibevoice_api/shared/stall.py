@@ -9,7 +9,6 @@ WebSocket handler sees a disconnect). The request's generator is then closed, wh
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 
@@ -18,6 +17,7 @@ from starlette.responses import StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 
+from .cancel import within
 from .middleware import ScopeMiddleware
 
 log = logging.getLogger("vibevoice_api.stall")
@@ -45,7 +45,8 @@ class StallGuardMiddleware(ScopeMiddleware):
                 await send(message)
                 return
             try:
-                await asyncio.wait_for(send(message), self.seconds)
+                async with within(self.seconds):
+                    await send(message)
             except TimeoutError:
                 STALLED.labels(self.service, kind).inc()
                 log.warning("client read nothing for %.0f s: %s %s cut off", self.seconds, kind, scope.get("path"))

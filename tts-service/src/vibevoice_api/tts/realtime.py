@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from vibevoice_api.shared.audio import StreamingTempo, to_pcm16
+from vibevoice_api.shared.cancel import cancel_and_wait
 from vibevoice_api.shared.errors import APIError, InternalError, InvalidRequestError
 from vibevoice_api.shared.lifecycle import ModelHolder
 from vibevoice_api.shared.realtime_events import (
@@ -245,9 +246,8 @@ class RealtimeSession:
     async def cancel_current(self) -> None:
         task = self.current
         if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
+            with contextlib.suppress(Exception):
+                await cancel_and_wait(task)
         self.current = None
 
 
