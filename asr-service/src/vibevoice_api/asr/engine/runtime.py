@@ -240,8 +240,9 @@ class ASREngine:
         self.on_loop: Callable[[bool], None] | None = None  # called with whether the loop is retried
         self._queue: collections.deque[_Job] = collections.deque()
         self._cond = threading.Condition()
-        self._stop = False
-        self._closing = threading.Event()  # set by close(): generation in flight stops at its next token
+        # Set by close(): workers stop taking batches, submissions are refused, generation in flight stops at its
+        # next token.
+        self._closing = threading.Event()
         self._stats = {
             "batches": 0,
             "requests": 0,
@@ -303,9 +304,8 @@ class ASREngine:
     def close(self) -> None:
         # By now the server has waited out its grace period: what is still generating has nobody to answer
         # (a vLLM row stopped this way closes its stream, and vLLM aborts it).
-        self._closing.set()
         with self._cond:
-            self._stop = True
+            self._closing.set()
             self._cond.notify_all()
         self._fail_queued(shutting_down())
         for worker in self._workers:
@@ -378,7 +378,7 @@ class ASREngine:
         if self.fatal_error is not None:
             raise cuda_faults.EngineFailedError(self.fatal_error)
         with self._cond:
-            if self._stop:
+            if self._closing.is_set():
                 raise shutting_down()
             if len(self._queue) >= self.cfg.max_queue + self.cfg.max_batch_size:
                 raise EngineBusyError(len(self._queue))
@@ -430,9 +430,9 @@ class ASREngine:
 
     def _take_batch(self) -> list[_Job] | None:
         with self._cond:
-            while not self._queue and not self._stop:
+            while not self._queue and not self._closing.is_set():
                 self._cond.wait(timeout=1.0)
-            if self._stop:
+            if self._closing.is_set():
                 return None
             first = self._queue.popleft()
             batch = [first]
@@ -456,7 +456,7 @@ class ASREngine:
                 if left <= 0:
                     break
                 self._cond.wait(timeout=left)
-                if self._stop:
+                if self._closing.is_set():
                     break
         return [j for j in batch if not j.cancelled.is_set()]
 
